@@ -1,0 +1,222 @@
+//! Who is asking, and what they may do.
+//!
+//! bepasty's model: a shared secret maps to a permission set; the Basic-auth user name is
+//! ignored. A secret can be presented as Basic auth (or Bearer), as a `token` query or form
+//! field, or through the login session. Without any, the configured default permissions apply.
+//! A secret that is presented but wrong is refused (403), and repeated failures from one
+//! address are locked out for a while.
+
+mod lockout;
+mod permissions;
+mod secrets;
+mod session;
+
+pub use lockout::Lockout;
+pub use permissions::{Permission, Permissions};
+pub use secrets::{Grant, SecretBook, hash_secret};
+pub use session::{COOKIE_NAME, Session, Signer, write_private};
+
+use base64::Engine;
+use http::HeaderMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("wrong secret")]
+    WrongSecret,
+    #[error("malformed Authorization header")]
+    Malformed,
+    #[error("too many failed attempts from this address; try again later")]
+    LockedOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Anonymous,
+    /// `Authorization: Basic` or `Bearer`.
+    Header,
+    /// `token` in the query string or form.
+    Token,
+    Session,
+}
+
+/// The outcome of authentication for one request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Label of the secret used; `None` for anonymous requests.
+    pub label: Option<String>,
+    pub permissions: Permissions,
+    pub source: Source,
+    pub session: Option<Session>,
+}
+
+impl Principal {
+    pub fn can(&self, p: Permission) -> bool {
+        self.permissions.has(p)
+    }
+
+    pub fn label_or_anonymous(&self) -> &str {
+        self.label.as_deref().unwrap_or("anonymous")
+    }
+}
+
+pub struct Auth {
+    pub secrets: Arc<SecretBook>,
+    pub signer: Signer,
+    pub lockout: Lockout,
+    pub default_permissions: Permissions,
+}
+
+impl Auth {
+    /// Authenticates from the request head: Authorization header, then `?token=`, then the
+    /// session cookie. A `token` form field is checked later by the upload handler.
+    pub async fn resolve(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        peer: IpAddr,
+        now: i64,
+    ) -> Result<Principal, AuthError> {
+        if let Some(secret) = presented_in_header(headers)? {
+            return self.check_secret(&secret, peer, Source::Header).await;
+        }
+        if let Some(token) = query_token.filter(|t| !t.is_empty()) {
+            return self.check_secret(token, peer, Source::Token).await;
+        }
+        if let Some(session) = self.session_from(headers, now)
+            && let Some(grant) = self
+                .secrets
+                .by_label(&session.label)
+                .filter(|g| g.fingerprint == session.fingerprint)
+        {
+            return Ok(Principal {
+                label: Some(grant.label.clone()),
+                permissions: grant.permissions,
+                source: Source::Session,
+                session: Some(session),
+            });
+        }
+        Ok(self.anonymous())
+    }
+
+    pub fn anonymous(&self) -> Principal {
+        Principal {
+            label: None,
+            permissions: self.default_permissions,
+            source: Source::Anonymous,
+            session: None,
+        }
+    }
+
+    /// Checks one presented secret, counting failures per client address.
+    pub async fn check_secret(
+        &self,
+        secret: &str,
+        peer: IpAddr,
+        source: Source,
+    ) -> Result<Principal, AuthError> {
+        if self.lockout.is_locked(peer) {
+            return Err(AuthError::LockedOut);
+        }
+        match self.secrets.verify(secret).await {
+            Some(grant) => Ok(Principal {
+                label: Some(grant.label),
+                permissions: grant.permissions,
+                source,
+                session: None,
+            }),
+            None => {
+                self.lockout.record_failure(peer);
+                tracing::info!(%peer, "wrong secret presented");
+                Err(AuthError::WrongSecret)
+            }
+        }
+    }
+
+    /// A valid, unexpired session cookie, if the request carries one.
+    pub fn session_from(&self, headers: &HeaderMap, now: i64) -> Option<Session> {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .filter(|c| c.name() == COOKIE_NAME)
+            .find_map(|c| self.signer.read_session(c.value(), now))
+    }
+}
+
+/// The secret in `Authorization: Basic` (password part; user ignored) or `Bearer`.
+/// An empty password counts as no credentials, as bepasty clients send `user:` for anonymous.
+fn presented_in_header(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
+    let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    let secret = if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| AuthError::Malformed)?;
+        let text = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
+        let (_user, password) = text.split_once(':').ok_or(AuthError::Malformed)?;
+        password.to_string()
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_string()
+    } else {
+        return Err(AuthError::Malformed);
+    };
+    Ok((!secret.is_empty()).then_some(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with_auth(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(v).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn header_forms() {
+        assert_eq!(
+            presented_in_header(&with_auth("Basic dXNlcjpzdXBwb3J0"))
+                .unwrap()
+                .unwrap(),
+            "support"
+        );
+        assert_eq!(
+            presented_in_header(&with_auth("basic eDpzdXBwb3J0"))
+                .unwrap()
+                .unwrap(),
+            "support"
+        );
+        assert_eq!(
+            presented_in_header(&with_auth("Bearer abc"))
+                .unwrap()
+                .unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            presented_in_header(&with_auth("Basic dXNlcjo=")).unwrap(),
+            None,
+            "user: is anonymous"
+        );
+        assert_eq!(
+            presented_in_header(&with_auth("Basic !!!")),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            presented_in_header(&with_auth("Digest x")),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(presented_in_header(&HeaderMap::new()).unwrap(), None);
+    }
+}

@@ -1,0 +1,189 @@
+//! The bytes of items on disk.
+//!
+//! ```text
+//! <data_dir>/files/<name>   committed items (renamed here only after fsync)
+//! <data_dir>/tmp/           uploads in progress; emptied at start-up
+//! ```
+//! Files are only ever addressed by server-generated [`ItemName`]s, never by client input.
+
+mod writer;
+
+pub use writer::{BlobWriter, Written};
+
+use crate::items::ItemName;
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use tempfile::TempPath;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("the disk is full")]
+    DiskFull,
+    #[error("not enough free space: the upload would leave less than the configured minimum")]
+    LowSpace,
+    #[error("the upload was abandoned")]
+    Aborted,
+    #[error("storage I/O error: {0}")]
+    Io(io::Error),
+}
+
+impl From<io::Error> for BlobError {
+    fn from(e: io::Error) -> Self {
+        if is_disk_full(&e) {
+            BlobError::DiskFull
+        } else {
+            BlobError::Io(e)
+        }
+    }
+}
+
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// What start-up cleaning removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    pub temp_files: usize,
+    pub orphans: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    files: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    pub fn open(data_dir: &Path) -> io::Result<BlobStore> {
+        let store = BlobStore {
+            files: data_dir.join("files"),
+            tmp: data_dir.join("tmp"),
+        };
+        for dir in [&store.files, &store.tmp] {
+            fs::create_dir_all(dir)?;
+            restrict_dir(dir)?;
+        }
+        Ok(store)
+    }
+
+    /// Removes what a crash can leave behind: temporary files, and committed files whose
+    /// metadata never became visible (or was deleted) before the crash.
+    pub fn clean_up(&self, live: &HashSet<String>) -> io::Result<Cleanup> {
+        let mut report = Cleanup::default();
+        for entry in fs::read_dir(&self.tmp)? {
+            remove_entry(&entry?.path())?;
+            report.temp_files += 1;
+        }
+        for entry in fs::read_dir(&self.files)? {
+            let entry = entry?;
+            let keep = entry.file_name().to_str().is_some_and(|n| live.contains(n));
+            if !keep {
+                remove_entry(&entry.path())?;
+                report.orphans += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// A new, empty temporary file on the same filesystem as the committed files.
+    pub fn new_temp(&self) -> io::Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix("up-")
+            .suffix(".part")
+            .tempfile_in(&self.tmp)
+    }
+
+    /// Moves a fully written (and fsynced) temp file to its final name without replacing
+    /// anything, then fsyncs the directory so the rename itself is durable.
+    /// `Ok(Err(temp))` hands the temp file back when a file of that name exists already.
+    pub fn commit(
+        &self,
+        temp: TempPath,
+        name: &ItemName,
+    ) -> Result<Result<(), TempPath>, BlobError> {
+        match temp.persist_noclobber(self.path(name)) {
+            Ok(()) => {}
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(Err(e.path)),
+            Err(e) => return Err(e.error.into()),
+        }
+        fs::File::open(&self.files)?.sync_all()?;
+        Ok(Ok(()))
+    }
+
+    pub fn path(&self, name: &ItemName) -> PathBuf {
+        self.files.join(name.as_str())
+    }
+
+    /// Removes an item's file; a missing file is not an error.
+    pub fn remove(&self, name: &ItemName) -> io::Result<()> {
+        match fs::remove_file(self.path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes available to us on the data filesystem.
+    pub fn free_space(&self) -> io::Result<u64> {
+        free_space(&self.files)
+    }
+
+    pub(crate) fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+}
+
+pub(crate) fn free_space(path: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn remove_entry(path: &Path) -> io::Result<()> {
+    // symlink_metadata: never follow a link planted in our directories.
+    if fs::symlink_metadata(path)?.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
+fn restrict_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_never_replaces_and_cleanup_removes_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let name = ItemName::parse("AAAAAAAA").unwrap();
+        let t1 = store.new_temp().unwrap().into_temp_path();
+        assert!(store.commit(t1, &name).unwrap().is_ok());
+        let t2 = store.new_temp().unwrap().into_temp_path();
+        let back = store
+            .commit(t2, &name)
+            .unwrap()
+            .expect_err("an existing file is never replaced");
+        assert!(back.exists(), "the temp file is handed back intact");
+        drop(back);
+        let _left = store.new_temp().unwrap().keep().unwrap();
+        let report = store.clean_up(&HashSet::new()).unwrap();
+        assert_eq!(
+            report,
+            Cleanup {
+                temp_files: 1,
+                orphans: 1
+            }
+        );
+        assert!(!store.path(&name).exists());
+    }
+}

@@ -1,0 +1,34 @@
+//! Command-line interface.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sfx",
+    version,
+    about = "Secure file exchange server (bepasty-compatible)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server (embedded defaults when no config is given).
+    Serve {
+        /// TOML config file.
+        #[arg(long, env = "SFX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config (`127.0.0.1:0` picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory, overriding the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Read a secret on stdin and print its Argon2id PHC string, for `secret_hash` in the config.
+    HashSecret,
+}

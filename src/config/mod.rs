@@ -1,0 +1,281 @@
+//! The TOML configuration: parsed strictly (unknown keys are errors), validated once at start-up
+//! into a typed [`Config`]. Every key has an embedded default, so sfx runs with no file at all.
+
+mod units;
+
+pub use units::{Lifetime, parse_duration, parse_size};
+
+use crate::auth::{Permission, Permissions};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// One `[[secrets]]` entry: a shared secret (or its Argon2id hash) and what it grants.
+#[derive(Debug, Clone)]
+pub struct SecretSpec {
+    pub label: String,
+    pub check: SecretCheck,
+    pub permissions: Permissions,
+}
+
+#[derive(Debug, Clone)]
+pub enum SecretCheck {
+    Plain(String),
+    /// An Argon2id PHC string.
+    Hash(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub site_name: String,
+    pub max_file_size: u64,
+    pub max_request_size: u64,
+    pub max_files_per_request: usize,
+    pub min_free_space: u64,
+    pub default_lifetime: Lifetime,
+    pub max_lifetime: Lifetime,
+    pub upload_idle_timeout: Duration,
+    pub sweep_interval: Duration,
+    pub session_lifetime: Duration,
+    pub default_permissions: Permissions,
+    /// `None` when the file has no `[[secrets]]`: start-up then uses the embedded defaults
+    /// (`support` for customers, a generated operator secret).
+    pub secrets: Option<Vec<SecretSpec>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    site_name: Option<String>,
+    max_file_size: Option<String>,
+    max_request_size: Option<String>,
+    max_files_per_request: Option<usize>,
+    min_free_space: Option<String>,
+    default_lifetime: Option<String>,
+    max_lifetime: Option<String>,
+    upload_idle_timeout: Option<String>,
+    sweep_interval: Option<String>,
+    session_lifetime: Option<String>,
+    default_permissions: Option<Vec<Permission>>,
+    secrets: Option<Vec<RawSecret>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    label: String,
+    secret: Option<String>,
+    secret_hash: Option<String>,
+    permissions: Vec<Permission>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        raw.validate()
+    }
+
+    /// The embedded defaults (what `sfx serve` uses without a config file).
+    pub fn embedded() -> Config {
+        match RawConfig::default().validate() {
+            Ok(config) => config,
+            Err(e) => unreachable!("embedded defaults are valid: {e}"),
+        }
+    }
+}
+
+fn field<T>(
+    value: Option<String>,
+    default: &str,
+    key: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let text = value.as_deref().unwrap_or(default);
+    parse(text).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8000".into());
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen: `{listen_text}` is not an address like 127.0.0.1:8000"
+            ))
+        })?;
+        let max_file_size = field(self.max_file_size, "10GiB", "max_file_size", parse_size)?;
+        if max_file_size == 0 {
+            return Err(ConfigError::Invalid(
+                "max_file_size: must be more than zero".into(),
+            ));
+        }
+        // Room for the multipart framing and the small form fields around one file.
+        let default_request = (max_file_size.saturating_add(1 << 20)).to_string();
+        let max_request_size = field(
+            self.max_request_size,
+            &default_request,
+            "max_request_size",
+            parse_size,
+        )?;
+        let default_lifetime = field(
+            self.default_lifetime,
+            "30d",
+            "default_lifetime",
+            Lifetime::parse,
+        )?;
+        let max_lifetime = field(self.max_lifetime, "365d", "max_lifetime", Lifetime::parse)?;
+        let secrets = self.secrets.map(validate_secrets).transpose()?;
+        Ok(Config {
+            listen,
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("sfx-data")),
+            site_name: self.site_name.unwrap_or_else(|| "sfx".into()),
+            max_file_size,
+            max_request_size,
+            max_files_per_request: self.max_files_per_request.unwrap_or(100).max(1),
+            min_free_space: field(self.min_free_space, "1GiB", "min_free_space", parse_size)?,
+            default_lifetime: default_lifetime.min(max_lifetime),
+            max_lifetime,
+            upload_idle_timeout: field(
+                self.upload_idle_timeout,
+                "60s",
+                "upload_idle_timeout",
+                parse_duration,
+            )?,
+            sweep_interval: field(self.sweep_interval, "60s", "sweep_interval", parse_duration)?,
+            session_lifetime: field(
+                self.session_lifetime,
+                "12h",
+                "session_lifetime",
+                parse_duration,
+            )?,
+            default_permissions: self
+                .default_permissions
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            secrets,
+        })
+    }
+}
+
+fn validate_secrets(raw: Vec<RawSecret>) -> Result<Vec<SecretSpec>, ConfigError> {
+    let mut out: Vec<SecretSpec> = Vec::with_capacity(raw.len());
+    for s in raw {
+        let label = s.label.trim().to_string();
+        if label.is_empty() {
+            return Err(ConfigError::Invalid(
+                "secrets: every secret needs a non-empty label".into(),
+            ));
+        }
+        if out.iter().any(|o| o.label == label) {
+            return Err(ConfigError::Invalid(format!(
+                "secrets: label `{label}` is used twice"
+            )));
+        }
+        let check = match (s.secret, s.secret_hash) {
+            (Some(plain), None) if !plain.is_empty() => SecretCheck::Plain(plain),
+            (None, Some(hash)) => {
+                argon2::PasswordHash::new(&hash).map_err(|e| {
+                    ConfigError::Invalid(format!("secrets `{label}`: secret_hash is not a PHC string ({e}); make one with `sfx hash-secret`"))
+                })?;
+                SecretCheck::Hash(hash)
+            }
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "secrets `{label}`: give exactly one of `secret` (non-empty) or `secret_hash`"
+                )));
+            }
+        };
+        let permissions: Permissions = s.permissions.into_iter().collect();
+        if permissions.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "secrets `{label}`: permissions is empty"
+            )));
+        }
+        out.push(SecretSpec {
+            label,
+            check,
+            permissions,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults() {
+        let c = Config::embedded();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.data_dir, PathBuf::from("sfx-data"));
+        assert_eq!(c.max_file_size, 10 << 30);
+        assert!(c.secrets.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err =
+            Config::from_toml("listen = \"127.0.0.1:1\"\nmax_fiel_size = \"1GiB\"\n").unwrap_err();
+        assert!(err.to_string().contains("max_fiel_size"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_validated() {
+        let ok = Config::from_toml(
+            "[[secrets]]\nlabel = \"customers\"\nsecret = \"support\"\npermissions = [\"create\"]\n",
+        )
+        .unwrap();
+        let secrets = ok.secrets.unwrap();
+        assert!(secrets[0].permissions.has(Permission::Create));
+        assert!(!secrets[0].permissions.has(Permission::Read));
+        let both = "[[secrets]]\nlabel = \"x\"\nsecret = \"a\"\nsecret_hash = \"b\"\npermissions = [\"read\"]\n";
+        assert!(Config::from_toml(both).is_err());
+        let bad_perm = "[[secrets]]\nlabel = \"x\"\nsecret = \"a\"\npermissions = [\"sudo\"]\n";
+        assert!(Config::from_toml(bad_perm).is_err());
+    }
+
+    #[test]
+    fn default_lifetime_is_capped() {
+        let c =
+            Config::from_toml("default_lifetime = \"forever\"\nmax_lifetime = \"7d\"\n").unwrap();
+        assert_eq!(
+            c.default_lifetime,
+            Lifetime::For(Duration::from_secs(7 * 86400))
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! The `sfx` binary: parse the command line, then hand over to the library.
+
+use anyhow::Context;
+use clap::Parser;
+use sfx::cli::{Cli, Command};
+use std::io::{BufRead, Write};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sfx=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut cfg = match &config {
+                Some(path) => sfx::Config::from_file(path)?,
+                None => sfx::Config::embedded(),
+            };
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(cfg))
+        }
+        Command::HashSecret => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the secret from stdin")?;
+            let secret = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!secret.is_empty(), "the secret on stdin is empty");
+            println!(
+                "{}",
+                sfx::auth::hash_secret(secret).map_err(anyhow::Error::msg)?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: sfx::Config) -> anyhow::Result<()> {
+    let app = sfx::App::bind(config).await?;
+    for note in app.notes() {
+        println!("{note}");
+    }
+    println!("listening on http://{}", app.local_addr()?);
+    std::io::stdout().flush()?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    app.run(shutdown).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

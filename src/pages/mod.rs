@@ -1,0 +1,103 @@
+//! HTML pages (askama templates under `templates/`, escaped by default) and the view models
+//! that format item metadata for them.
+
+mod views;
+
+pub use views::{ItemView, ReceiptItem, format_time, human_size};
+
+use crate::auth::{Permission, Principal};
+use askama::Template;
+use http::StatusCode;
+
+/// What the page header needs: the site name, the login state, and which links to show.
+pub struct Nav {
+    pub site: String,
+    pub session_label: Option<String>,
+    pub can_create: bool,
+    pub can_list: bool,
+}
+
+impl Nav {
+    pub fn new(site: &str, who: &Principal) -> Nav {
+        Nav {
+            site: site.to_string(),
+            session_label: who.session.as_ref().map(|s| s.label.clone()),
+            can_create: who.can(Permission::Create),
+            can_list: who.can(Permission::List),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    pub nav: Nav,
+    pub login_failed: bool,
+    pub lifetime_value: u64,
+    /// (form value, label, selected)
+    pub lifetime_units: Vec<(&'static str, &'static str, bool)>,
+    pub max_file_size: String,
+    pub max_lifetime: String,
+    pub host: String,
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+pub struct ReceiptPage {
+    pub nav: Nav,
+    pub items: Vec<ReceiptItem>,
+}
+
+/// The body of the 302 answering a curl upload: readable as HTML and as raw text in a terminal.
+#[derive(Template)]
+#[template(path = "receipt_body.html")]
+pub struct ReceiptBody<'a> {
+    pub items: &'a [ReceiptItem],
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+pub struct ListPage {
+    pub nav: Nav,
+    pub items: Vec<ItemView>,
+    pub search: String,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub can_read: bool,
+    pub can_delete: bool,
+}
+
+#[derive(Template)]
+#[template(path = "item.html")]
+pub struct ItemPage {
+    pub nav: Nav,
+    pub it: ItemView,
+    pub can_delete: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    code: u16,
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// Renders a template; a failure (which would be a bug in a template) becomes a plain page.
+pub fn render<T: Template>(page: &T) -> String {
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "template failed to render");
+        "<!doctype html><title>Error</title><p>internal error</p>".to_string()
+    })
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> String {
+    render(&ErrorPage {
+        code: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or(""),
+        message,
+    })
+}

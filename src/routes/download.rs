@@ -1,0 +1,258 @@
+//! Downloads: `/<name>/+download`, `/<name>/+inline` and `/apis/rest/items/<name>/download`.
+//! Streamed from disk, with `Range` (206/416), `If-Range`, `If-None-Match`, and headers that
+//! keep a browser from ever running uploaded content.
+
+use super::{require, visible_item};
+use crate::auth::Permission;
+use crate::items::is_inline_safe;
+use crate::server::{AppError, Request, Response, response::Body};
+use crate::state::State;
+use crate::store::{Item, blocking};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::io::SeekFrom;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Attachment,
+    Inline,
+}
+
+pub async fn download(state: &State, req: Request) -> Result<Response, AppError> {
+    serve(state, req, Mode::Attachment).await
+}
+
+pub async fn inline(state: &State, req: Request) -> Result<Response, AppError> {
+    serve(state, req, Mode::Inline).await
+}
+
+async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppError> {
+    let who = require(state, &req, Permission::Read).await?;
+    let name = req.item_name()?;
+    let item = visible_item(state, &name, &who).await?;
+    let mut file = tokio::fs::File::open(state.blobs.path(&name))
+        .await
+        .map_err(|e| {
+            AppError::Internal(format!(
+                "item {name} is listed but its file cannot be opened: {e}"
+            ))
+        })?;
+    let size = file.metadata().await?.len();
+    let etag = format!("\"{}\"", item.sha256);
+    let last_modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(
+                item.completed_at.unwrap_or(item.created_at).max(0) as u64
+            ),
+    );
+    let mut resp = http::Response::new(crate::server::response::empty());
+    if not_modified(&req.headers, &etag) {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    } else {
+        let range = match requested_range(&req.headers, &etag, &last_modified, size)? {
+            Some((start, end)) => {
+                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                set(
+                    resp.headers_mut(),
+                    header::CONTENT_RANGE,
+                    &format!("bytes {start}-{end}/{size}"),
+                );
+                (start, end + 1 - start)
+            }
+            None => (0, size),
+        };
+        set(
+            resp.headers_mut(),
+            header::CONTENT_LENGTH,
+            &range.1.to_string(),
+        );
+        if req.method != http::Method::HEAD {
+            file.seek(SeekFrom::Start(range.0)).await?;
+            *resp.body_mut() = file_body(file.take(range.1));
+            record_download(state, &item);
+        }
+    }
+    let h = resp.headers_mut();
+    let inline = mode == Mode::Inline && is_inline_safe(&item.content_type);
+    set(h, header::CONTENT_TYPE, &served_type(&item.content_type));
+    set(
+        h,
+        header::CONTENT_DISPOSITION,
+        &content_disposition(if inline { "inline" } else { "attachment" }, &item.filename),
+    );
+    set(h, header::ETAG, &etag);
+    set(h, header::LAST_MODIFIED, &last_modified);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(resp)
+}
+
+fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    // Every value here is built from sanitized metadata; an invalid one is skipped, not sent raw.
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
+    let frames = futures_util::StreamExt::map(stream, |chunk| chunk.map(hyper::body::Frame::data));
+    StreamBody::new(frames).boxed_unsync()
+}
+
+fn record_download(state: &State, item: &Item) {
+    let name = item.name.clone();
+    let now = crate::now();
+    let store = std::sync::Arc::clone(&state.store);
+    tokio::spawn(async move {
+        if let Err(e) = blocking(&store, move |s| s.record_download(&name, now)).await {
+            tracing::warn!(error = %e, "could not record a download time");
+        }
+    });
+}
+
+/// Text is always served as `text/plain` (never rendered as HTML); active types (SVG, HTML,
+/// XML...) get a generic type, so not even a saved file opens as a page.
+fn served_type(content_type: &str) -> String {
+    if content_type.starts_with("text/") {
+        "text/plain; charset=utf-8".into()
+    } else if is_inline_safe(content_type) {
+        content_type.into()
+    } else {
+        "application/octet-stream".into()
+    }
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// The single byte range to serve, if the request asks for one we honour. Invalid or multiple
+/// ranges are ignored (the whole file is served, as RFC 9110 allows); a range entirely past the
+/// end is a 416.
+fn requested_range(
+    headers: &HeaderMap,
+    etag: &str,
+    last_modified: &str,
+    size: u64,
+) -> Result<Option<(u64, u64)>, AppError> {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok())
+        && if_range.trim() != etag
+        && if_range.trim() != last_modified
+    {
+        return Ok(None);
+    }
+    use http_range_header::RangeUnsatisfiableError as E;
+    let validated = match http_range_header::parse_range_header(range) {
+        Ok(parsed) => parsed.validate(size),
+        Err(_) => return Ok(None),
+    };
+    match validated {
+        Ok(ranges) if ranges.len() == 1 => Ok(Some((*ranges[0].start(), *ranges[0].end()))),
+        Ok(_) => Ok(None),
+        Err(E::Unsatisfiable) => Err(AppError::RangeNotSatisfiable { size }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// RFC 5987 `attr-char`s stay as they are; everything else is percent-encoded.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="..."` with an ASCII fallback, plus RFC 6266 `filename*=` when the
+/// name is not plain ASCII. Quotes, backslashes and control characters never reach the header.
+pub fn content_disposition(kind: &str, filename: &str) -> String {
+    let plain =
+        |c: char| c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' && c != '%';
+    let fallback: String = filename
+        .chars()
+        .map(|c| if plain(c) { c } else { '_' })
+        .collect();
+    if filename.chars().all(plain) {
+        format!("{kind}; filename=\"{fallback}\"")
+    } else {
+        format!(
+            "{kind}; filename=\"{fallback}\"; filename*=UTF-8''{}",
+            utf8_percent_encode(filename, ATTR_CHAR)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions() {
+        assert_eq!(
+            content_disposition("attachment", "a b.tgz"),
+            "attachment; filename=\"a b.tgz\""
+        );
+        assert_eq!(
+            content_disposition("attachment", "été.txt"),
+            "attachment; filename=\"_t_.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt"
+        );
+        let evil = content_disposition("attachment", "x\"; filename=evil.html");
+        assert!(
+            evil.starts_with("attachment; filename=\"x_; filename=evil.html\""),
+            "{evil}"
+        );
+    }
+
+    fn range(v: &str, size: u64) -> Result<Option<(u64, u64)>, AppError> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        requested_range(&h, "\"e\"", "d", size)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100).unwrap(), Some((0, 9)));
+        assert_eq!(range("bytes=90-", 100).unwrap(), Some((90, 99)));
+        assert_eq!(range("bytes=-10", 100).unwrap(), Some((90, 99)));
+        assert_eq!(range("bytes=50-500", 100).unwrap(), Some((50, 99)));
+        assert!(matches!(
+            range("bytes=100-", 100),
+            Err(AppError::RangeNotSatisfiable { size: 100 })
+        ));
+        assert_eq!(range("bytes=5-2", 100).unwrap(), None);
+        assert_eq!(range("items=0-1", 100).unwrap(), None);
+        assert_eq!(range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(
+            range("bytes=18446744073709551615-", 100).ok().flatten(),
+            None
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! The item page `/<name>` and `POST /<name>/+delete`.
+
+use super::{check_origin, form_value, require, safe_next, small_form, visible_item};
+use crate::auth::Permission;
+use crate::pages::{ItemPage, ItemView, Nav, render};
+use crate::server::{AppError, Request, Response, response};
+use crate::state::State;
+use crate::store::blocking;
+use http::StatusCode;
+
+pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
+    let who = require(state, &req, Permission::Read).await?;
+    let name = req.item_name()?;
+    let item = visible_item(state, &name, &who).await?;
+    let page = ItemPage {
+        nav: Nav::new(&state.config.site_name, &who),
+        it: ItemView::from(&item),
+        can_delete: who.can(Permission::Delete),
+    };
+    Ok(response::html(StatusCode::OK, render(&page)))
+}
+
+pub async fn delete(state: &State, req: Request) -> Result<Response, AppError> {
+    let who = require(state, &req, Permission::Delete).await?;
+    check_origin(&req, &who)?;
+    let name = req.item_name()?;
+    let json = req.wants_json();
+    let n = name.clone();
+    let item = blocking(&state.store, move |s| s.get(&n))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if item.locked && !who.can(Permission::Admin) {
+        return Err(AppError::forbidden());
+    }
+    let form = small_form(req, 8 * 1024).await?;
+    state.delete_item(&name, who.label_or_anonymous()).await?;
+    if json {
+        return Ok(response::json(StatusCode::OK, &serde_json::json!({})));
+    }
+    let next = safe_next(form_value(&form, "next")).unwrap_or_else(|| "/+list".into());
+    Ok(response::redirect(StatusCode::FOUND, &next))
+}

@@ -1,0 +1,136 @@
+//! Request handlers, one module per area. Each handler is a plain
+//! `async fn(&State, Request) -> Result<Response, AppError>`.
+
+pub mod api;
+pub mod assets;
+pub mod download;
+pub mod health;
+pub mod index;
+pub mod item;
+pub mod list;
+pub mod login;
+pub mod upload;
+
+use crate::auth::{Permission, Principal, Source};
+use crate::items::ItemName;
+use crate::server::{AppError, Request};
+use crate::state::State;
+use crate::store::{Item, ItemState, blocking};
+use http::header;
+
+/// Authenticates the request from its head (header, `?token=`, session).
+pub async fn principal(state: &State, req: &Request) -> Result<Principal, AppError> {
+    let token = req.query("token");
+    Ok(state
+        .auth
+        .resolve(&req.headers, token.as_deref(), req.peer.ip(), crate::now())
+        .await?)
+}
+
+/// Authenticates and requires a permission. Callers check permissions before looking anything
+/// up, so a refusal never tells whether an item exists.
+pub async fn require(state: &State, req: &Request, p: Permission) -> Result<Principal, AppError> {
+    let who = principal(state, req).await?;
+    if !who.can(p) {
+        return Err(AppError::forbidden());
+    }
+    Ok(who)
+}
+
+/// A live, complete item the principal may see. Expired items are removed on the spot (the
+/// sweeper would soon anyway) and reported as missing; locked items are for admins only.
+pub async fn visible_item(
+    state: &State,
+    name: &ItemName,
+    who: &Principal,
+) -> Result<Item, AppError> {
+    let n = name.clone();
+    let item = blocking(&state.store, move |s| s.get(&n))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if item.is_expired(crate::now()) {
+        state.delete_item(name, "expiry").await?;
+        return Err(AppError::NotFound);
+    }
+    if item.locked && !who.can(Permission::Admin) {
+        return Err(AppError::forbidden());
+    }
+    if item.state != ItemState::Complete {
+        return Err(AppError::Conflict(
+            "upload incomplete; try again later".into(),
+        ));
+    }
+    Ok(item)
+}
+
+/// Cross-site request forgery guard for state-changing requests that ride on the session
+/// cookie: besides SameSite=Strict, a browser's `Origin` (when sent) must be this host.
+pub fn check_origin(req: &Request, who: &Principal) -> Result<(), AppError> {
+    if who.source != Source::Session {
+        return Ok(());
+    }
+    let Some(origin) = req.header(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = req.header(header::HOST).unwrap_or("");
+    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+    if origin == "null" || origin_host != host {
+        return Err(AppError::Forbidden("cross-site request refused".into()));
+    }
+    Ok(())
+}
+
+/// A redirect target from a form's `next`: only a local absolute path of ours (never `//host`,
+/// a scheme, a backslash or a control character), so it cannot become an open redirect.
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?.trim();
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next
+            .chars()
+            .all(|c| !c.is_control() && c.is_ascii_graphic());
+    ok.then(|| next.to_string())
+}
+
+/// Reads a small `application/x-www-form-urlencoded` body (login, delete buttons).
+pub async fn small_form(req: Request, limit: usize) -> Result<Vec<(String, String)>, AppError> {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Limited::new(req.body, limit);
+    let collected = tokio::time::timeout(std::time::Duration::from_secs(30), body.collect())
+        .await
+        .map_err(|_| AppError::Timeout("timed out reading the form".into()))?
+        .map_err(
+            |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                Some(_) => AppError::TooLarge("form too large".into()),
+                None => AppError::BadRequest("could not read the form".into()),
+            },
+        )?;
+    let bytes = collected.to_bytes();
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+pub fn form_value<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_targets() {
+        assert_eq!(safe_next(Some("/+list")).unwrap(), "/+list");
+        assert_eq!(safe_next(Some("/+list?q=a%20b")).unwrap(), "/+list?q=a%20b");
+        for bad in [
+            "//evil.example/",
+            "http://evil.example/",
+            "/\\evil",
+            "/a\r\nSet-Cookie:x",
+            "+list",
+            "/a b",
+        ] {
+            assert!(safe_next(Some(bad)).is_none(), "{bad}");
+        }
+    }
+}

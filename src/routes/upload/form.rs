@@ -1,0 +1,314 @@
+//! Reading an upload form (multipart, or urlencoded for pastes) into staged files and fields.
+//! File parts are streamed to disk as they arrive; only small fields are held in memory.
+
+use crate::auth::{Permission, Principal, Source};
+use crate::blobs::{BlobWriter, Written};
+use crate::server::{AppError, Request};
+use crate::state::State;
+use crate::upload::{ReceiveError, Staged, receive_chunk};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// Small text fields (lifetime, reference, comment, token...).
+const SMALL_FIELD: u64 = 64 * 1024;
+/// A pasted text read before the `token` field authorised it is held in memory up to this.
+const UNAUTHORISED_TEXT: u64 = 1 << 20;
+/// Urlencoded pastes are read whole; keep them modest.
+const URLENCODED_LIMIT: usize = 16 << 20;
+const MAX_PARTS: usize = 1000;
+
+#[derive(Debug, Default)]
+pub struct Fields {
+    pub filename: Option<String>,
+    pub contenttype: Option<String>,
+    pub maxlife_value: Option<String>,
+    pub maxlife_unit: Option<String>,
+    pub reference: Option<String>,
+    pub comment: Option<String>,
+    pub response: Option<String>,
+}
+
+impl Fields {
+    const KNOWN: [&'static str; 7] = [
+        "filename",
+        "contenttype",
+        "maxlife-value",
+        "maxlife-unit",
+        "reference",
+        "comment",
+        "response",
+    ];
+
+    /// Stores a known small field; false for names we do not use.
+    fn set(&mut self, name: &str, value: String) -> bool {
+        let slot = match name {
+            "filename" => &mut self.filename,
+            "contenttype" => &mut self.contenttype,
+            "maxlife-value" => &mut self.maxlife_value,
+            "maxlife-unit" => &mut self.maxlife_unit,
+            "reference" => &mut self.reference,
+            "comment" => &mut self.comment,
+            "response" => &mut self.response,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    }
+}
+
+pub struct FormInput {
+    pub files: Vec<Staged>,
+    pub text: Option<Written>,
+    pub fields: Fields,
+    /// The caller, upgraded if a `token` field carried a valid secret.
+    pub who: Principal,
+}
+
+struct Reader<'a> {
+    state: &'a State,
+    who: Principal,
+    peer: std::net::IpAddr,
+    idle: Duration,
+}
+
+impl Reader<'_> {
+    /// A `token` field authenticates only requests that had no other credentials.
+    async fn token(&mut self, value: &str) -> Result<(), AppError> {
+        if self.who.source == Source::Anonymous && !value.is_empty() {
+            self.who = self
+                .state
+                .auth
+                .check_secret(value, self.peer, Source::Token)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn require_create(&self) -> Result<(), AppError> {
+        if self.who.can(Permission::Create) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden())
+        }
+    }
+
+    async fn write_bytes(&self, data: Bytes) -> Result<Written, AppError> {
+        let mut w = BlobWriter::start(&self.state.blobs, self.state.config.min_free_space)?;
+        w.write(data).await?;
+        Ok(w.finish().await?)
+    }
+}
+
+fn multipart_error(e: multer::Error) -> AppError {
+    match e {
+        multer::Error::StreamSizeExceeded { limit } => AppError::TooLarge(format!(
+            "the request is larger than the limit of {limit} bytes; nothing was stored"
+        )),
+        multer::Error::FieldSizeExceeded { limit, .. } => AppError::TooLarge(format!(
+            "a file is larger than the limit of {limit} bytes; nothing was stored"
+        )),
+        multer::Error::StreamReadFailed(_) => {
+            AppError::BadRequest("the upload was interrupted".into())
+        }
+        other => AppError::BadRequest(format!("malformed multipart body: {other}")),
+    }
+}
+
+fn receive_error(e: ReceiveError<multer::Error>, what: &str) -> AppError {
+    match e {
+        ReceiveError::Idle(d) => AppError::Timeout(format!(
+            "no data for {}s; the upload was abandoned",
+            d.as_secs()
+        )),
+        ReceiveError::TooLarge(limit) => AppError::TooLarge(format!(
+            "{what} is larger than the limit of {limit} bytes; nothing was stored"
+        )),
+        ReceiveError::Source(e) => multipart_error(e),
+    }
+}
+
+async fn stream_field(
+    r: &Reader<'_>,
+    field: &mut multer::Field<'_>,
+    limit: u64,
+) -> Result<Written, AppError> {
+    let mut writer = BlobWriter::start(&r.state.blobs, r.state.config.min_free_space)?;
+    let mut received = 0;
+    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit)
+        .await
+        .map_err(|e| receive_error(e, "a file"))?
+    {
+        writer.write(chunk).await?;
+    }
+    Ok(writer.finish().await?)
+}
+
+async fn small_field(
+    r: &Reader<'_>,
+    field: &mut multer::Field<'_>,
+    limit: u64,
+) -> Result<Bytes, AppError> {
+    let name = field.name().unwrap_or("").to_string();
+    let mut buf = Vec::new();
+    let mut received = 0;
+    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit)
+        .await
+        .map_err(|e| receive_error(e, &format!("the field `{name}`")))?
+    {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
+}
+
+fn utf8(name: &str, data: Bytes) -> Result<String, AppError> {
+    String::from_utf8(data.to_vec())
+        .map_err(|_| AppError::BadRequest(format!("the field `{name}` is not valid UTF-8")))
+}
+
+pub async fn read_multipart(
+    state: &State,
+    req: Request,
+    who: Principal,
+    content_type: &str,
+) -> Result<FormInput, AppError> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| AppError::BadRequest("multipart/form-data without a boundary".into()))?;
+    let config = &state.config;
+    let limits = multer::SizeLimit::new()
+        .whole_stream(config.max_request_size)
+        .per_field(config.max_file_size.max(SMALL_FIELD));
+    let stream = http_body_util::BodyDataStream::new(req.body);
+    let mut mp = multer::Multipart::with_constraints(
+        stream,
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
+    let mut r = Reader {
+        state,
+        who,
+        peer: req.peer.ip(),
+        idle: config.upload_idle_timeout,
+    };
+    let (mut files, mut text, mut pending_text, mut fields) =
+        (Vec::new(), None, None, Fields::default());
+    let mut parts = 0;
+    loop {
+        let next = tokio::time::timeout(r.idle, mp.next_field())
+            .await
+            .map_err(|_| AppError::Timeout("no data received; the upload was abandoned".into()))?
+            .map_err(multipart_error)?;
+        let Some(mut field) = next else { break };
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(AppError::BadRequest(format!(
+                "more than {MAX_PARTS} form parts"
+            )));
+        }
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "file" => {
+                r.require_create()?;
+                if files.len() >= config.max_files_per_request {
+                    let max = config.max_files_per_request;
+                    return Err(AppError::TooLarge(format!(
+                        "more than {max} files in one request"
+                    )));
+                }
+                let filename = field.file_name().map(str::to_string);
+                let claimed_type = field.content_type().map(|m| m.to_string());
+                let written = stream_field(&r, &mut field, config.max_file_size).await?;
+                // Browsers send an empty, nameless part when no file was chosen.
+                if written.size == 0 && filename.as_deref().is_none_or(str::is_empty) {
+                    continue;
+                }
+                files.push(Staged {
+                    written,
+                    filename,
+                    claimed_type,
+                    is_text: false,
+                });
+            }
+            "text" if r.who.can(Permission::Create) => {
+                text = Some(stream_field(&r, &mut field, config.max_file_size).await?)
+            }
+            "text" => {
+                pending_text = Some(
+                    small_field(&r, &mut field, UNAUTHORISED_TEXT)
+                        .await
+                        .map_err(|e| match e {
+                            AppError::TooLarge(_) => {
+                                AppError::Forbidden("send the `token` field before the text".into())
+                            }
+                            other => other,
+                        })?,
+                )
+            }
+            "token" => {
+                let value = utf8(&name, small_field(&r, &mut field, SMALL_FIELD).await?)?;
+                r.token(value.trim()).await?;
+            }
+            _ => {
+                let value = small_field(&r, &mut field, SMALL_FIELD).await?;
+                // Unknown fields are read and ignored, as bepasty does.
+                if Fields::KNOWN.contains(&name.as_str()) {
+                    fields.set(&name, utf8(&name, value)?);
+                }
+            }
+        }
+    }
+    if let Some(data) = pending_text {
+        r.require_create()?;
+        text = Some(r.write_bytes(data).await?);
+    }
+    Ok(FormInput {
+        files,
+        text,
+        fields,
+        who: r.who,
+    })
+}
+
+/// `application/x-www-form-urlencoded`: a paste (`text`), as pastebinit sends it.
+pub async fn read_urlencoded(
+    state: &State,
+    req: Request,
+    who: Principal,
+) -> Result<FormInput, AppError> {
+    let peer = req.peer.ip();
+    let pairs = super::super::small_form(req, URLENCODED_LIMIT).await?;
+    let mut r = Reader {
+        state,
+        who,
+        peer,
+        idle: state.config.upload_idle_timeout,
+    };
+    let mut fields = Fields::default();
+    let mut text = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "token" => r.token(v.trim()).await?,
+            "text" => text = Some(v),
+            "file" => {
+                return Err(AppError::BadRequest(
+                    "files need a multipart/form-data request".into(),
+                ));
+            }
+            _ => {
+                fields.set(&k, v);
+            }
+        }
+    }
+    let text = match text {
+        Some(t) => {
+            r.require_create()?;
+            Some(r.write_bytes(Bytes::from(t)).await?)
+        }
+        None => None,
+    };
+    Ok(FormInput {
+        files: Vec::new(),
+        text,
+        fields,
+        who: r.who,
+    })
+}

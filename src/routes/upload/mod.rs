@@ -1,0 +1,227 @@
+//! `POST /+upload`: the vendor's curl command, browser forms and pastes.
+//!
+//! Authentication and size are decided from the request head when possible, so curl's
+//! `Expect: 100-continue` gets its 403/413/507 before sending a byte. File parts are streamed to
+//! temp files; only when the whole request has been read and checked are the items committed.
+
+mod form;
+mod receipt;
+
+pub use receipt::receipt_page;
+
+use super::{check_origin, principal};
+use crate::auth::{Permission, Source};
+use crate::items::MaxLife;
+use crate::pages::ReceiptItem;
+use crate::server::{AppError, Request, Response, response};
+use crate::state::State;
+use crate::store::{Item, Uploader};
+use crate::upload::{Staged, UploadMeta, commit};
+use form::{FormInput, read_multipart, read_urlencoded};
+use http::{HeaderValue, StatusCode, header};
+
+const MAX_REFERENCE_CHARS: usize = 200;
+const MAX_COMMENT_CHARS: usize = 4000;
+
+pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppError> {
+    if req.headers.contains_key(header::CONTENT_RANGE) {
+        // bepasty answers 416 here; chunked uploads belong to the REST API.
+        return Err(AppError::UnsupportedRange(
+            "Content-Range is not accepted on /+upload; use /apis/rest/items".into(),
+        ));
+    }
+    let who = principal(state, &req).await?;
+    check_origin(&req, &who)?;
+    // Credentials that were given but do not allow creating: refuse before reading the body.
+    // (Anonymous requests may still carry a `token` form field.)
+    if who.source != Source::Anonymous && !who.can(Permission::Create) {
+        return Err(AppError::forbidden());
+    }
+    if let Some(len) = req.content_length() {
+        admit(state, len)?;
+    }
+    let content_type = req.header(header::CONTENT_TYPE).unwrap_or("").to_string();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (json, ip, user_agent) = (
+        req.wants_json(),
+        req.peer.ip().to_string(),
+        req.user_agent(),
+    );
+    let input = match essence.as_str() {
+        "multipart/form-data" => read_multipart(state, req, who, &content_type).await?,
+        "application/x-www-form-urlencoded" => read_urlencoded(state, req, who).await?,
+        _ if who.can(Permission::Create) => {
+            return Err(AppError::UnsupportedMediaType(
+                "send multipart/form-data (curl -F) or a urlencoded form".into(),
+            ));
+        }
+        _ => return Err(AppError::forbidden()),
+    };
+    let FormInput {
+        mut files,
+        text,
+        fields,
+        who,
+    } = input;
+    if !who.can(Permission::Create) {
+        return Err(AppError::forbidden());
+    }
+    let text = text.filter(|t| t.size > 0 || files.is_empty());
+    if files.is_empty() && text.is_none() {
+        return Err(AppError::BadRequest(
+            "nothing to upload: send a `file` part or a `text` field".into(),
+        ));
+    }
+    if let Some(written) = text {
+        files.push(Staged {
+            written,
+            filename: fields.filename.clone(),
+            claimed_type: fields.contenttype.clone(),
+            is_text: true,
+        });
+    }
+    let requested = MaxLife::parse(
+        fields.maxlife_value.as_deref(),
+        fields.maxlife_unit.as_deref(),
+    )?;
+    let lifetime = MaxLife::effective(
+        requested,
+        state.config.default_lifetime,
+        state.config.max_lifetime,
+    );
+    let now = crate::now();
+    let meta = UploadMeta {
+        created_at: now,
+        expires_at: lifetime.expires_at(now),
+        uploader: Uploader {
+            label: who.label_or_anonymous().to_string(),
+            client_ip: ip,
+            user_agent,
+        },
+        reference: clean_text(
+            "reference",
+            fields.reference.as_deref(),
+            MAX_REFERENCE_CHARS,
+            false,
+        )?,
+        comment: clean_text(
+            "comment",
+            fields.comment.as_deref(),
+            MAX_COMMENT_CHARS,
+            true,
+        )?,
+    };
+    let items = commit(state, files, meta).await?;
+    for it in &items {
+        tracing::info!(item = %it.name, filename = ?it.filename, size = it.size, sha256 = %it.sha256,
+            label = %it.uploader.label, ip = %it.uploader.client_ip, "upload complete");
+    }
+    let as_page = fields.response.as_deref() == Some("page");
+    respond(state, &items, json, as_page, &who)
+}
+
+/// Early checks from `Content-Length` alone.
+fn admit(state: &State, len: u64) -> Result<(), AppError> {
+    let config = &state.config;
+    if len > config.max_request_size {
+        return Err(AppError::TooLarge(format!(
+            "the upload ({len} bytes) is larger than the limit of {} bytes; nothing was stored",
+            config.max_request_size
+        )));
+    }
+    let free = state.blobs.free_space()?;
+    if free.saturating_sub(len) < config.min_free_space {
+        return Err(AppError::InsufficientStorage(
+            "not enough free space on the server for this upload".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Trims, drops control characters (keeping line breaks in multi-line fields) and bounds the
+/// length. Empty becomes `None`.
+fn clean_text(
+    name: &str,
+    raw: Option<&str>,
+    max_chars: usize,
+    multiline: bool,
+) -> Result<Option<String>, AppError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let cleaned: String = raw
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|c| !c.is_control() || (multiline && (*c == '\n' || *c == '\t')))
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.chars().count() > max_chars {
+        return Err(AppError::BadRequest(format!(
+            "`{name}` is longer than {max_chars} characters"
+        )));
+    }
+    Ok((!cleaned.is_empty()).then(|| cleaned.to_string()))
+}
+
+/// bepasty's answer (302 to the first item, with a receipt body for curl to print), a JSON
+/// receipt for API clients, or the receipt page for our own upload form.
+fn respond(
+    state: &State,
+    items: &[Item],
+    json: bool,
+    as_page: bool,
+    who: &crate::auth::Principal,
+) -> Result<Response, AppError> {
+    let receipts: Vec<ReceiptItem> = items.iter().map(ReceiptItem::from).collect();
+    let first = items
+        .first()
+        .ok_or_else(|| AppError::Internal("empty commit".into()))?;
+    let location = format!(
+        "/{}#{}",
+        first.name,
+        receipt::quote_fragment(&first.filename)
+    );
+    let mut resp = if json {
+        response::json(
+            StatusCode::CREATED,
+            &serde_json::json!({ "items": receipts }),
+        )
+    } else if as_page {
+        return Ok(receipt::after_form(state, &receipts, who));
+    } else {
+        response::html(
+            StatusCode::FOUND,
+            crate::pages::render(&crate::pages::ReceiptBody { items: &receipts }),
+        )
+    };
+    let v = HeaderValue::from_str(&location)
+        .map_err(|e| AppError::Internal(format!("location: {e}")))?;
+    resp.headers_mut().insert(header::LOCATION, v);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields() {
+        assert_eq!(
+            clean_text("r", Some("  CASE-1\r\n "), 10, false)
+                .unwrap()
+                .unwrap(),
+            "CASE-1"
+        );
+        assert_eq!(
+            clean_text("c", Some("a\r\nb\u{1b}[2J"), 10, true)
+                .unwrap()
+                .unwrap(),
+            "a\nb[2J"
+        );
+        assert_eq!(clean_text("r", Some("   "), 10, false).unwrap(), None);
+        assert!(clean_text("r", Some("12345678901"), 10, false).is_err());
+    }
+}

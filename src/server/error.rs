@@ -1,0 +1,140 @@
+//! The HTTP layer's error type, and the one place where an error becomes a status and a body:
+//! JSON `{"error":{"code":N,"message":"..."}}` for API clients, an HTML page otherwise.
+
+use super::response::{self, Response};
+use crate::auth::AuthError;
+use crate::blobs::BlobError;
+use crate::items::MaxLifeError;
+use crate::store::StoreError;
+use http::{HeaderValue, StatusCode, header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("requested range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("{0}")]
+    UnsupportedRange(String),
+    #[error("{0}")]
+    InsufficientStorage(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The detail is logged, never sent to the client.
+    #[error("internal server error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::RangeNotSatisfiable { .. } | AppError::UnsupportedRange(_) => {
+                StatusCode::RANGE_NOT_SATISFIABLE
+            }
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn forbidden() -> AppError {
+        AppError::Forbidden("you don't have the permission to access this resource".into())
+    }
+
+    /// Builds the response; `json` selects the API error format.
+    pub fn into_response(self, json: bool) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Internal(detail) => tracing::error!(%detail, "request failed"),
+            e if status.is_server_error() => tracing::warn!(error = %e, "request failed"),
+            e => tracing::debug!(error = %e, "request refused"),
+        }
+        let message = self.to_string();
+        let mut resp = if json {
+            response::json(
+                status,
+                &serde_json::json!({ "error": { "code": status.as_u16(), "message": message } }),
+            )
+        } else {
+            response::html(status, crate::pages::error_page(status, &message))
+        };
+        let headers = resp.headers_mut();
+        match self {
+            AppError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            AppError::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<BlobError> for AppError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::DiskFull => AppError::InsufficientStorage(
+                "the server's disk is full; nothing was stored".into(),
+            ),
+            BlobError::LowSpace => AppError::InsufficientStorage(
+                "not enough free space on the server; nothing was stored".into(),
+            ),
+            BlobError::Aborted => AppError::BadRequest("the upload was interrupted".into()),
+            BlobError::Io(e) => AppError::Internal(format!("storage: {e}")),
+        }
+    }
+}
+
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        BlobError::from(e).into()
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::LockedOut => AppError::TooManyRequests(e.to_string()),
+            AuthError::Malformed => AppError::BadRequest(e.to_string()),
+            AuthError::WrongSecret => AppError::Forbidden(e.to_string()),
+        }
+    }
+}
+
+impl From<MaxLifeError> for AppError {
+    fn from(e: MaxLifeError) -> Self {
+        AppError::BadRequest(e.to_string())
+    }
+}

@@ -1,0 +1,159 @@
+//! The route table: path and method → [`Route`], then [`dispatch`] to the handler.
+//! Item names in paths must parse as [`ItemName`]; anything else is a 404, so no handler ever
+//! sees a name that could be a path trick. Nothing is percent-decoded here.
+
+use super::{AppError, Request, Response};
+use crate::items::ItemName;
+use crate::routes;
+use crate::state::State;
+use http::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Index,
+    Healthz,
+    Asset(&'static str),
+    Login,
+    Logout,
+    Upload,
+    Receipt,
+    List,
+    ItemPage,
+    ItemDownload,
+    ItemInline,
+    ItemDelete,
+    ApiInfo,
+    ApiItems,
+    ApiItem,
+    ApiItemDownload,
+}
+
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+
+impl Route {
+    /// The methods this route answers, as sent in `Allow`.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Login | Route::Logout | Route::Upload | Route::ItemDelete => POST,
+            _ => GET,
+        }
+    }
+
+    /// A short name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Index => "index",
+            Route::Healthz => "healthz",
+            Route::Asset(_) => "asset",
+            Route::Login => "login",
+            Route::Logout => "logout",
+            Route::Upload => "upload",
+            Route::Receipt => "receipt",
+            Route::List => "list",
+            Route::ItemPage => "item",
+            Route::ItemDownload => "download",
+            Route::ItemInline => "inline",
+            Route::ItemDelete => "delete",
+            Route::ApiInfo => "api-info",
+            Route::ApiItems => "api-items",
+            Route::ApiItem => "api-item",
+            Route::ApiItemDownload => "api-download",
+        }
+    }
+}
+
+/// Finds the route for a path (leading slashes collapsed, as bepasty-cli may send `//apis/...`)
+/// and checks the method.
+pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>), AppError> {
+    let trimmed = path.trim_start_matches('/');
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    let item = |s: &str, route: Route| ItemName::parse(s).map(|n| (route, Some(n)));
+    let found = match segments.as_slice() {
+        [""] => Some((Route::Index, None)),
+        ["healthz"] => Some((Route::Healthz, None)),
+        ["+static", file] => routes::assets::find(file).map(|a| (Route::Asset(a), None)),
+        ["+login"] => Some((Route::Login, None)),
+        ["+logout"] => Some((Route::Logout, None)),
+        ["+upload"] => Some((Route::Upload, None)),
+        ["+receipt"] => Some((Route::Receipt, None)),
+        ["+list"] => Some((Route::List, None)),
+        ["apis", "rest"] => Some((Route::ApiInfo, None)),
+        ["apis", "rest", "items"] => Some((Route::ApiItems, None)),
+        ["apis", "rest", "items", name] => item(name, Route::ApiItem),
+        ["apis", "rest", "items", name, "download"] => item(name, Route::ApiItemDownload),
+        [name] => item(name, Route::ItemPage),
+        [name, "+download"] => item(name, Route::ItemDownload),
+        [name, "+inline"] => item(name, Route::ItemInline),
+        [name, "+delete"] => item(name, Route::ItemDelete),
+        _ => None,
+    };
+    let (route, name) = found.ok_or(AppError::NotFound)?;
+    let allowed = match route.allow() {
+        GET => method == Method::GET || method == Method::HEAD,
+        _ => method == Method::POST,
+    };
+    if !allowed {
+        return Err(AppError::MethodNotAllowed {
+            allow: route.allow(),
+        });
+    }
+    Ok((route, name))
+}
+
+pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Response, AppError> {
+    match route {
+        Route::Index => routes::index::page(state, req).await,
+        Route::Healthz => routes::health::check(state, req).await,
+        Route::Asset(file) => routes::assets::serve(file, &req),
+        Route::Login => routes::login::login(state, req).await,
+        Route::Logout => routes::login::logout(state, req).await,
+        Route::Upload => routes::upload::form_upload(state, req).await,
+        Route::Receipt => routes::upload::receipt_page(state, req).await,
+        Route::List => routes::list::page(state, req).await,
+        Route::ItemPage => routes::item::page(state, req).await,
+        Route::ItemDownload => routes::download::download(state, req).await,
+        Route::ItemInline => routes::download::inline(state, req).await,
+        Route::ItemDelete => routes::item::delete(state, req).await,
+        Route::ApiInfo => routes::api::info(state, req).await,
+        Route::ApiItems => routes::list::api_items(state, req).await,
+        Route::ApiItem => routes::api::item(state, req).await,
+        Route::ApiItemDownload => routes::download::download(state, req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str) -> Result<Route, AppError> {
+        resolve(&Method::GET, path).map(|(r, _)| r)
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(get("/").unwrap(), Route::Index);
+        assert_eq!(get("/4qVsTtL9").unwrap(), Route::ItemPage);
+        assert_eq!(get("/4qVsTtL9/+download").unwrap(), Route::ItemDownload);
+        assert_eq!(get("//apis/rest/items").unwrap(), Route::ApiItems);
+        assert_eq!(
+            get("/apis/rest/items/4qVsTtL9/download").unwrap(),
+            Route::ApiItemDownload
+        );
+        assert!(matches!(get("/+list/"), Err(AppError::NotFound)));
+        assert!(matches!(get("/../etc/passwd"), Err(AppError::NotFound)));
+        assert!(matches!(get("/4qVsTtL%39"), Err(AppError::NotFound)));
+        assert!(matches!(
+            get("/+upload"),
+            Err(AppError::MethodNotAllowed { allow: "POST" })
+        ));
+        assert!(matches!(
+            resolve(&Method::DELETE, "/4qVsTtL9"),
+            Err(AppError::MethodNotAllowed { .. })
+        ));
+        assert_eq!(
+            resolve(&Method::HEAD, "/healthz").unwrap().0,
+            Route::Healthz
+        );
+    }
+}

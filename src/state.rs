@@ -1,0 +1,146 @@
+//! Everything a handler needs, built once at start-up.
+
+use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
+use crate::blobs::BlobStore;
+use crate::config::{Config, SecretCheck, SecretSpec};
+use crate::items::ItemName;
+use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
+use base64::Engine;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let what = what.into();
+    move |source| StartupError::Io { what, source }
+}
+
+pub struct State {
+    pub config: Config,
+    pub store: Arc<dyn MetaStore>,
+    pub blobs: BlobStore,
+    pub auth: Auth,
+}
+
+impl State {
+    /// Opens (or creates) the data directory and everything in it, and removes what an earlier
+    /// crash left behind. Returns the state and lines to show the operator once.
+    pub fn open(config: Config) -> Result<(State, Vec<String>), StartupError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io_err(format!(
+            "cannot create data directory {}",
+            dir.display()
+        )))?;
+        let mut notes = Vec::new();
+        let secrets = match &config.secrets {
+            Some(s) => s.clone(),
+            None => default_secrets(&dir, &mut notes)?,
+        };
+        let book = SecretBook::new(&secrets).map_err(io_err("cannot initialise secrets"))?;
+        let signer = Signer::load_or_create(&dir.join("session.key"))
+            .map_err(io_err("cannot load the session key"))?;
+        let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
+        let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
+        let cleaned = blobs
+            .clean_up(&store.live_names()?)
+            .map_err(io_err("start-up clean-up failed"))?;
+        if cleaned.temp_files + cleaned.orphans > 0 {
+            tracing::warn!(
+                temp_files = cleaned.temp_files,
+                orphans = cleaned.orphans,
+                "removed leftovers of an earlier run"
+            );
+        }
+        let auth = Auth {
+            secrets: Arc::new(book),
+            signer,
+            lockout: Lockout::new(20, Duration::from_secs(300)),
+            default_permissions: config.default_permissions,
+        };
+        Ok((
+            State {
+                config,
+                store,
+                blobs,
+                auth,
+            },
+            notes,
+        ))
+    }
+
+    /// Hides an item, then removes its file. A crash in between leaves an orphan file, which
+    /// start-up removes.
+    pub async fn delete_item(&self, name: &ItemName, by: &str) -> Result<bool, StoreError> {
+        let now = crate::now();
+        let (n, who) = (name.clone(), by.to_string());
+        let deleted = blocking(&self.store, move |s| s.mark_deleted(&n, now, &who)).await?;
+        if deleted {
+            if let Err(e) = self.blobs.remove(name) {
+                tracing::warn!(item = %name, error = %e, "could not remove file of a deleted item; start-up will");
+            }
+            tracing::info!(item = %name, by, "item deleted");
+        }
+        Ok(deleted)
+    }
+}
+
+/// Without `[[secrets]]`: customers upload with the public `support`; operators get a secret
+/// generated at first start and kept (mode 0600) in the data directory.
+fn default_secrets(dir: &Path, notes: &mut Vec<String>) -> Result<Vec<SecretSpec>, StartupError> {
+    let path = dir.join("admin-secret");
+    let admin = match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            notes.push(format!(
+                "operator (admin) secret is kept in {}",
+                path.display()
+            ));
+            s.trim().to_string()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut raw = [0u8; 24];
+            getrandom::fill(&mut raw).map_err(|e| StartupError::Io {
+                what: "random".into(),
+                source: std::io::Error::other(e),
+            })?;
+            let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            write_private(&path, format!("{secret}\n").as_bytes())
+                .map_err(io_err(format!("cannot write {}", path.display())))?;
+            notes.push(format!("generated operator (admin) secret: {secret}"));
+            notes.push(format!(
+                "it is kept in {} (mode 0600); it will not be printed again",
+                path.display()
+            ));
+            secret
+        }
+        Err(e) => return Err(io_err(format!("cannot read {}", path.display()))(e)),
+    };
+    if admin.is_empty() {
+        return Err(StartupError::Io {
+            what: format!("{} is empty", path.display()),
+            source: std::io::Error::other("delete it to generate a new secret"),
+        });
+    }
+    Ok(vec![
+        SecretSpec {
+            label: "customers".into(),
+            check: SecretCheck::Plain("support".into()),
+            permissions: [Permission::Create].into_iter().collect(),
+        },
+        SecretSpec {
+            label: "operators".into(),
+            check: SecretCheck::Plain(admin),
+            permissions: [Permission::Admin].into_iter().collect(),
+        },
+    ])
+}

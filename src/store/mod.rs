@@ -1,0 +1,126 @@
+//! Item metadata. The [`MetaStore`] trait is what the rest of sfx sees; [`SqliteStore`] is the
+//! embedded implementation (a shared database can implement the same trait later).
+//!
+//! The trait is synchronous on purpose: implementations block, and async callers go through
+//! [`blocking`], which runs the call on tokio's blocking pool.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::items::ItemName;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("item name {0} is already taken")]
+    NameTaken(String),
+    #[error("metadata store: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    /// Still receiving data (resumable uploads); never downloadable.
+    Incomplete,
+    Complete,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Incomplete => "incomplete",
+            ItemState::Complete => "complete",
+        }
+    }
+}
+
+/// Who sent an item: the label of the secret used, the client address and user agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploader {
+    pub label: String,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub name: ItemName,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256; present whenever the item is complete.
+    pub sha256: String,
+    pub state: ItemState,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+    /// `None`: kept forever.
+    pub expires_at: Option<i64>,
+    pub downloaded_at: Option<i64>,
+    pub locked: bool,
+    pub uploader: Uploader,
+    pub reference: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl Item {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Case-insensitive substring of the filename or the reference.
+    pub search: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub items: Vec<Item>,
+    /// Items matching the query, over all pages.
+    pub total: u64,
+}
+
+pub trait MetaStore: Send + Sync {
+    /// Makes items visible, all or none (one transaction).
+    fn insert(&self, items: &[Item]) -> Result<(), StoreError>;
+    /// True if the name was ever used (deleted names are never handed out again).
+    fn name_used(&self, name: &ItemName) -> Result<bool, StoreError>;
+    /// A live (not deleted) item.
+    fn get(&self, name: &ItemName) -> Result<Option<Item>, StoreError>;
+    /// Live items, newest first.
+    fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
+    /// Live items in name order after `after`: a stable way to walk every item in pages.
+    fn list_by_name(&self, after: Option<&ItemName>, limit: u64) -> Result<Vec<Item>, StoreError>;
+    /// Marks an item deleted; false if it was not live.
+    fn mark_deleted(&self, name: &ItemName, at: i64, by: &str) -> Result<bool, StoreError>;
+    /// Live items whose expiry is at or before `now`.
+    fn expired(&self, now: i64, limit: usize) -> Result<Vec<ItemName>, StoreError>;
+    fn record_download(&self, name: &ItemName, at: i64) -> Result<(), StoreError>;
+    /// Names of all live items (start-up uses it to find orphaned files).
+    fn live_names(&self) -> Result<HashSet<String>, StoreError>;
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Runs a store call on the blocking pool.
+pub async fn blocking<T, F>(store: &Arc<dyn MetaStore>, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+}

@@ -1,0 +1,368 @@
+//! SQLite (WAL) implementation of [`MetaStore`].
+
+use super::{Item, ItemState, ListPage, ListQuery, MetaStore, StoreError, Uploader};
+use crate::items::ItemName;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE items (
+    name          TEXT PRIMARY KEY NOT NULL,
+    filename      TEXT NOT NULL,
+    content_type  TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    completed_at  INTEGER,
+    expires_at    INTEGER,
+    downloaded_at INTEGER,
+    locked        INTEGER NOT NULL DEFAULT 0,
+    uploader      TEXT NOT NULL,
+    client_ip     TEXT NOT NULL,
+    user_agent    TEXT NOT NULL,
+    reference     TEXT,
+    comment       TEXT,
+    deleted_at    INTEGER,
+    deleted_by    TEXT
+);
+CREATE INDEX items_live_newest ON items (created_at DESC) WHERE deleted_at IS NULL;
+CREATE INDEX items_live_expiry ON items (expires_at) WHERE deleted_at IS NULL AND expires_at IS NOT NULL;
+";
+
+const COLUMNS: &str = "name, filename, content_type, size, sha256, state, created_at, completed_at, \
+    expires_at, downloaded_at, locked, uploader, client_ip, user_agent, reference, comment";
+
+/// One connection behind a mutex: every statement is short, and WAL keeps commits cheap.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit that was acknowledged survives a power cut, not just a crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => {
+                conn.execute_batch(SCHEMA)?;
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            SCHEMA_VERSION => {}
+            other => {
+                return Err(StoreError::Backend(format!(
+                    "database schema version {other} is newer than this sfx understands ({SCHEMA_VERSION})"
+                )));
+            }
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back), so a poisoned lock is still usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
+    let name: String = row.get(0)?;
+    let state: String = row.get(5)?;
+    let size: i64 = row.get(3)?;
+    Ok(Item {
+        name: ItemName::parse(&name)
+            .ok_or_else(|| rusqlite::Error::InvalidColumnName(format!("bad item name {name:?}")))?,
+        filename: row.get(1)?,
+        content_type: row.get(2)?,
+        size: u64::try_from(size).unwrap_or(0),
+        sha256: row.get(4)?,
+        state: if state == "complete" {
+            ItemState::Complete
+        } else {
+            ItemState::Incomplete
+        },
+        created_at: row.get(6)?,
+        completed_at: row.get(7)?,
+        expires_at: row.get(8)?,
+        downloaded_at: row.get(9)?,
+        locked: row.get(10)?,
+        uploader: Uploader {
+            label: row.get(11)?,
+            client_ip: row.get(12)?,
+            user_agent: row.get(13)?,
+        },
+        reference: row.get(14)?,
+        comment: row.get(15)?,
+    })
+}
+
+/// `%`/`_` in a user's search must match themselves.
+fn like_pattern(search: &str) -> String {
+    let mut p = String::with_capacity(search.len() + 2);
+    p.push('%');
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl MetaStore for SqliteStore {
+    fn insert(&self, items: &[Item]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))?;
+            for it in items {
+                let res = stmt.execute(params![
+                    it.name.as_str(),
+                    it.filename,
+                    it.content_type,
+                    i64::try_from(it.size).unwrap_or(i64::MAX),
+                    it.sha256,
+                    it.state.as_str(),
+                    it.created_at,
+                    it.completed_at,
+                    it.expires_at,
+                    it.downloaded_at,
+                    it.locked,
+                    it.uploader.label,
+                    it.uploader.client_ip,
+                    it.uploader.user_agent,
+                    it.reference,
+                    it.comment,
+                ]);
+                match res {
+                    Ok(_) => {}
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        return Err(StoreError::NameTaken(it.name.to_string()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn name_used(&self, name: &ItemName) -> Result<bool, StoreError> {
+        let found: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM items WHERE name = ?1",
+                [name.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn get(&self, name: &ItemName) -> Result<Option<Item>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM items WHERE name = ?1 AND deleted_at IS NULL"
+        ))?;
+        Ok(stmt.query_row([name.as_str()], item_from_row).optional()?)
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        let conn = self.conn();
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let (items, total) = match query
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => {
+                let total: i64 = conn.query_row(
+                    "SELECT count(*) FROM items WHERE deleted_at IS NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT ?1 OFFSET ?2"
+                ))?;
+                let items = stmt
+                    .query_map(params![limit, offset], item_from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                (items, total)
+            }
+            Some(search) => {
+                let pattern = like_pattern(search);
+                let filter = "deleted_at IS NULL AND (filename LIKE ?1 ESCAPE '\\' OR reference LIKE ?1 ESCAPE '\\')";
+                let total: i64 = conn.query_row(
+                    &format!("SELECT count(*) FROM items WHERE {filter}"),
+                    [&pattern],
+                    |r| r.get(0),
+                )?;
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM items WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
+                ))?;
+                let items = stmt
+                    .query_map(params![pattern, limit, offset], item_from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                (items, total)
+            }
+        };
+        Ok(ListPage {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    fn list_by_name(&self, after: Option<&ItemName>, limit: u64) -> Result<Vec<Item>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL AND name > ?1 ORDER BY name LIMIT ?2"
+        ))?;
+        let after = after.map_or("", ItemName::as_str);
+        let items = stmt
+            .query_map(
+                params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                item_from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(items)
+    }
+
+    fn mark_deleted(&self, name: &ItemName, at: i64, by: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE items SET deleted_at = ?2, deleted_by = ?3 WHERE name = ?1 AND deleted_at IS NULL",
+            params![name.as_str(), at, by],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn expired(&self, now: i64, limit: usize) -> Result<Vec<ItemName>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name FROM items WHERE deleted_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
+        )?;
+        let names = stmt
+            .query_map(
+                params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names.iter().filter_map(|n| ItemName::parse(n)).collect())
+    }
+
+    fn record_download(&self, name: &ItemName, at: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE items SET downloaded_at = ?2 WHERE name = ?1",
+            params![name.as_str(), at],
+        )?;
+        Ok(())
+    }
+
+    fn live_names(&self) -> Result<HashSet<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name FROM items WHERE deleted_at IS NULL")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(names)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> Item {
+        Item {
+            name: ItemName::parse(name).unwrap(),
+            filename: filename.into(),
+            content_type: "application/octet-stream".into(),
+            size: 3,
+            sha256: "ab".repeat(32),
+            state: ItemState::Complete,
+            created_at: created,
+            completed_at: Some(created),
+            expires_at: Some(created + 10),
+            downloaded_at: None,
+            locked: false,
+            uploader: Uploader {
+                label: "customers".into(),
+                client_ip: "127.0.0.1".into(),
+                user_agent: "curl".into(),
+            },
+            reference: reference.map(Into::into),
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn insert_list_search_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+        s.insert(&[
+            item("AAAAAAAA", 1, "one.tgz", Some("CASE-1")),
+            item("CCCCCCCC", 2, "two_%.tgz", None),
+        ])
+        .unwrap();
+        let all = s
+            .list(&ListQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.total, 2);
+        assert_eq!(all.items[0].name.as_str(), "CCCCCCCC", "newest first");
+        let by_ref = s
+            .list(&ListQuery {
+                search: Some("case-1".into()),
+                limit: 10,
+                offset: 0,
+            })
+            .unwrap();
+        assert_eq!(by_ref.items.len(), 1);
+        let literal = s
+            .list(&ListQuery {
+                search: Some("_%".into()),
+                limit: 10,
+                offset: 0,
+            })
+            .unwrap();
+        assert_eq!(literal.items.len(), 1, "% and _ match literally");
+        assert!(matches!(
+            s.insert(&[item("AAAAAAAA", 3, "x", None)]),
+            Err(StoreError::NameTaken(_))
+        ));
+        let name = ItemName::parse("AAAAAAAA").unwrap();
+        assert_eq!(s.expired(11, 10).unwrap(), vec![name.clone()]);
+        assert!(s.mark_deleted(&name, 5, "test").unwrap());
+        assert!(s.get(&name).unwrap().is_none());
+        assert!(s.name_used(&name).unwrap(), "deleted names stay used");
+        assert_eq!(s.live_names().unwrap().len(), 1);
+        let walked = s.list_by_name(None, 1).unwrap();
+        assert_eq!(walked[0].name.as_str(), "CCCCCCCC");
+        assert!(s.list_by_name(Some(&walked[0].name), 1).unwrap().is_empty());
+    }
+}
