@@ -192,10 +192,9 @@ fn respond(
     } else if as_page {
         return Ok(receipt::after_form(state, &receipts, who));
     } else {
-        response::html(
-            StatusCode::FOUND,
-            crate::pages::render(&crate::pages::ReceiptBody { items: &receipts }),
-        )
+        // curl prints this body as is: end it with a newline so the prompt starts on a new line.
+        let body = crate::pages::render(&crate::pages::ReceiptBody { items: &receipts }) + "\n";
+        response::html(StatusCode::FOUND, body)
     };
     let v = HeaderValue::from_str(&location)
         .map_err(|e| AppError::Internal(format!("location: {e}")))?;
