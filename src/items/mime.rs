@@ -31,10 +31,11 @@ pub fn content_type_for(claimed: Option<&str>, filename: Option<&str>, fallback:
         .unwrap_or_else(|| fallback.to_string())
 }
 
-/// Types a browser may render inline without running anything: plain text (served as
-/// `text/plain`), raster images and PDF. SVG, HTML, XML and everything else are attachments.
+/// Types a browser may render inline without running anything: text (served as `text/plain`),
+/// raster images and PDF. SVG, HTML, XML and everything else are attachments.
 pub fn is_inline_safe(content_type: &str) -> bool {
-    content_type.starts_with("text/")
+    let markup = matches!(content_type, "text/html" | "text/xml" | "text/xsl" | "text/xhtml");
+    (content_type.starts_with("text/") && !markup)
         || matches!(
             content_type,
             "image/png"
@@ -88,7 +89,9 @@ mod tests {
 
     #[test]
     fn inline_policy() {
-        assert!(is_inline_safe("text/html")); // served as text/plain
+        assert!(is_inline_safe("text/x-python")); // served as text/plain
+        assert!(!is_inline_safe("text/html"));
+        assert!(!is_inline_safe("text/xml"));
         assert!(is_inline_safe("image/png"));
         assert!(is_inline_safe("application/pdf"));
         assert!(!is_inline_safe("image/svg+xml"));
