@@ -94,3 +94,216 @@ async fn vendor_curl_command_stores_exact_bytes() {
     assert!(srv.temp_files().is_empty());
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_files_in_one_request() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = random_file(dir.path(), "a.log", 1000, 2);
+    let b = random_file(dir.path(), "b.tar.gz", 200_000, 3);
+    let (fa, fb) = (
+        format!("file=@{}", a.display()),
+        format!("file=@{};type=application/gzip", b.display()),
+    );
+    let out = curl(&[
+        "-sS",
+        "-i",
+        "-F",
+        &fa,
+        "-F",
+        &fb,
+        "-F",
+        "reference=CASE-7",
+        "-F",
+        "comment=two files",
+        &srv.url_with_secret(CUSTOMER, "/+upload"),
+    ])
+    .await;
+    let location = single_location(&out);
+    assert!(
+        location.ends_with("#a.log"),
+        "Location points at the first file: {location}"
+    );
+    assert!(out.stdout.contains("2 file(s) received"), "{}", out.stdout);
+    for (path, fname) in [(&a, "a.log"), (&b, "b.tar.gz")] {
+        assert!(
+            out.stdout.contains(&external_sha256(path)),
+            "receipt lists {fname}"
+        );
+        assert!(out.stdout.contains(fname));
+    }
+    let names = srv.item_names();
+    assert_eq!(names.len(), 2);
+    for n in &names {
+        let it = srv
+            .state
+            .store
+            .get(&sfx::items::ItemName::parse(n).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(it.reference.as_deref(), Some("CASE-7"));
+        assert_eq!(it.comment.as_deref(), Some("two files"));
+        let src = if it.filename == "a.log" { &a } else { &b };
+        assert_eq!(it.sha256, external_sha256(src));
+        assert_eq!(
+            std::fs::read(srv.data_dir.join("files").join(n)).unwrap(),
+            std::fs::read(src).unwrap()
+        );
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_receipt() {
+    let srv = TestServer::start().await;
+    let part = reqwest::multipart::Part::bytes(&b"hello"[..]).file_name("h.txt");
+    let resp = client()
+        .post(srv.url("/+upload"))
+        .basic_auth("user", Some(CUSTOMER))
+        .header("accept", "application/json")
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let body: Value = resp.json().await.unwrap();
+    let it = &body["items"][0];
+    assert_eq!(location, format!("/{}#h.txt", it["name"].as_str().unwrap()));
+    assert_eq!(it["filename"], "h.txt");
+    assert_eq!(it["size"], 5);
+    assert_eq!(
+        it["sha256"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(it["type"], "text/plain");
+    assert!(it["expires_at"].as_i64().unwrap() > 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paste_and_lifetime_fields() {
+    let srv = TestServer::start_with("max_lifetime = \"7d\"").await;
+    let url = srv.url_with_secret(CUSTOMER, "/+upload");
+    // A paste with filename and type, kept 2 hours.
+    let out = curl(&[
+        "-sS",
+        "-i",
+        "-F",
+        "text=line one\nline two",
+        "-F",
+        "filename=notes.md",
+        "-F",
+        "contenttype=text/markdown",
+        "-F",
+        "maxlife-value=2",
+        "-F",
+        "maxlife-unit=hours",
+        &url,
+    ])
+    .await;
+    let name = name_from_location(&single_location(&out));
+    let it = srv
+        .state
+        .store
+        .get(&sfx::items::ItemName::parse(&name).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (it.filename.as_str(), it.content_type.as_str(), it.size),
+        ("notes.md", "text/markdown", 17)
+    );
+    assert_eq!(it.expires_at.unwrap() - it.created_at, 7200);
+    assert_eq!(
+        std::fs::read(srv.data_dir.join("files").join(&name)).unwrap(),
+        b"line one\nline two"
+    );
+    // A paste without a filename gets bepasty's <name>.txt.
+    let out = curl(&["-sS", "-i", "-F", "text=x", &url]).await;
+    let name = name_from_location(&single_location(&out));
+    assert!(out.stdout.contains(&format!("{name}.txt")));
+    // FOREVER is capped by max_lifetime (7 days), not refused; units are case-insensitive.
+    let out = curl(&[
+        "-sS",
+        "-i",
+        "-F",
+        "text=y",
+        "-F",
+        "maxlife-unit=Forever",
+        &url,
+    ])
+    .await;
+    let it = srv
+        .state
+        .store
+        .get(&sfx::items::ItemName::parse(&name_from_location(&single_location(&out))).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(it.expires_at.unwrap() - it.created_at, 7 * 86400);
+    // Invalid lifetime: 400 and nothing stored.
+    let before = srv.item_names().len();
+    for (v, u) in [
+        ("1", "FORTNIGHT"),
+        ("x", "DAYS"),
+        ("0", "DAYS"),
+        ("-5", "MINUTES"),
+    ] {
+        let out = curl(&[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-F",
+            "text=z",
+            "-F",
+            &format!("maxlife-value={v}"),
+            "-F",
+            &format!("maxlife-unit={u}"),
+            &url,
+        ])
+        .await;
+        assert_eq!(out.stdout, "400", "{v} {u}");
+    }
+    assert_eq!(srv.item_names().len(), before);
+    assert!(srv.temp_files().is_empty());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_file_is_an_item_but_an_empty_form_part_is_not() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, b"").unwrap();
+    let out = curl(&[
+        "-sS",
+        "-i",
+        "-F",
+        &format!("file=@{}", empty.display()),
+        &srv.url_with_secret(CUSTOMER, "/+upload"),
+    ])
+    .await;
+    assert!(
+        out.stdout
+            .contains("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        "{}",
+        out.stdout
+    );
+    // A browser with no file chosen sends a nameless empty part: with nothing else, that is a 400.
+    let part = reqwest::multipart::Part::bytes(Vec::new()).file_name("");
+    let resp = client()
+        .post(srv.url("/+upload"))
+        .basic_auth("user", Some(CUSTOMER))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .part("file", part)
+                .text("text", ""),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(srv.item_names().len(), 1);
+    srv.stop().await;
+}

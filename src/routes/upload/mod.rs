@@ -71,7 +71,8 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
     if !who.can(Permission::Create) {
         return Err(AppError::forbidden());
     }
-    let text = text.filter(|t| t.size > 0 || files.is_empty());
+    // An empty paste box (every browser form sends one) is not an upload.
+    let text = text.filter(|t| t.size > 0);
     if files.is_empty() && text.is_none() {
         return Err(AppError::BadRequest(
             "nothing to upload: send a `file` part or a `text` field".into(),
