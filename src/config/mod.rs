@@ -270,6 +270,13 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sfx.example.toml");
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.secrets.unwrap().len(), 2);
+    }
+
+    #[test]
     fn default_lifetime_is_capped() {
         let c =
             Config::from_toml("default_lifetime = \"forever\"\nmax_lifetime = \"7d\"\n").unwrap();

@@ -34,7 +34,10 @@ pub fn content_type_for(claimed: Option<&str>, filename: Option<&str>, fallback:
 /// Types a browser may render inline without running anything: text (served as `text/plain`),
 /// raster images and PDF. SVG, HTML, XML and everything else are attachments.
 pub fn is_inline_safe(content_type: &str) -> bool {
-    let markup = matches!(content_type, "text/html" | "text/xml" | "text/xsl" | "text/xhtml");
+    let markup = matches!(
+        content_type,
+        "text/html" | "text/xml" | "text/xsl" | "text/xhtml"
+    );
     (content_type.starts_with("text/") && !markup)
         || matches!(
             content_type,
