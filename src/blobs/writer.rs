@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 /// Chunks queued between the network and the disk; bounds memory per upload.
 const QUEUE_CHUNKS: usize = 16;
 const WRITE_BUFFER: usize = 1 << 20;
-/// How often (in bytes written) the free-space floor is checked again.
-const SPACE_CHECK_EVERY: u64 = 64 << 20;
+/// How often (in bytes written) the free-space floor is checked again (statvfs is cheap).
+const SPACE_CHECK_EVERY: u64 = 8 << 20;
 
 enum Msg {
     Data(Bytes),
@@ -38,6 +38,10 @@ impl BlobWriter {
     /// Opens a temp file and starts the writer thread. `min_free` is the free-space floor that
     /// writing must not cross.
     pub fn start(store: &BlobStore, min_free: u64) -> Result<BlobWriter, BlobError> {
+        // Uploads without a Content-Length were not admitted on size: check the floor now.
+        if min_free > 0 && store.free_space()? < min_free {
+            return Err(BlobError::LowSpace);
+        }
         let temp = store.new_temp()?;
         let dir = store.tmp_dir().to_path_buf();
         let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);

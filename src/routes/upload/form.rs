@@ -275,7 +275,9 @@ pub async fn read_urlencoded(
     who: Principal,
 ) -> Result<FormInput, AppError> {
     let peer = req.peer.ip();
-    let pairs = super::super::small_form(req, URLENCODED_LIMIT).await?;
+    let limit =
+        URLENCODED_LIMIT.min(usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX));
+    let pairs = super::super::small_form(req, limit).await?;
     let mut r = Reader {
         state,
         who,
@@ -301,6 +303,12 @@ pub async fn read_urlencoded(
     let text = match text {
         Some(t) => {
             r.require_create()?;
+            let max = state.config.max_file_size;
+            if t.len() as u64 > max {
+                return Err(AppError::TooLarge(format!(
+                    "the text is larger than the limit of {max} bytes; nothing was stored"
+                )));
+            }
             Some(r.write_bytes(Bytes::from(t)).await?)
         }
         None => None,
