@@ -352,6 +352,25 @@ async fn login_session_grants_the_secret_permissions() {
         .await
         .unwrap();
     assert_eq!(csrf.status(), StatusCode::FORBIDDEN);
+    for (header, value, expected) in [
+        ("origin", "null", StatusCode::FORBIDDEN),
+        ("sec-fetch-site", "cross-site", StatusCode::FORBIDDEN),
+        ("sec-fetch-site", "same-site", StatusCode::FORBIDDEN),
+        ("sec-fetch-site", "same-origin", StatusCode::FOUND),
+    ] {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(&b"s"[..]).file_name("s"),
+        );
+        let resp = browser
+            .post(srv.url("/+upload"))
+            .header(header, value)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "{header}: {value}");
+    }
     // Logout ends the session.
     assert_eq!(
         browser

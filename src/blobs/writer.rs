@@ -1,18 +1,33 @@
 //! Streams an upload to a temporary file on a blocking thread, computing its SHA-256 as the
 //! bytes go by (never by reading the file back). The async side only hands over chunks.
+//!
+//! On the blocking side two threads share the work, so that hashing and writing overlap: the
+//! writer thread hands each chunk (a reference-counted [`Bytes`], not a copy) to a hashing
+//! thread, then writes it straight from the received buffers with `writev` (no copy into a write
+//! buffer). On Linux the writer also starts the kernel's writeback every few MiB, so the final
+//! fsync has little left to flush and an upload does not pile up gigabytes of dirty page cache.
 
 use super::{BlobError, BlobStore, free_space};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 use tempfile::TempPath;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Chunks queued between the network and the disk; bounds memory per upload.
 const QUEUE_CHUNKS: usize = 16;
-const WRITE_BUFFER: usize = 1 << 20;
+/// Chunks written but not yet hashed; bounds how far hashing may lag behind (and its memory).
+const HASH_QUEUE_CHUNKS: usize = 4;
+/// Chunks are gathered into one `writev` of at least this many bytes (or [`MAX_SLICES`] chunks).
+const WRITE_BATCH: usize = 1 << 20;
+const MAX_SLICES: usize = 64;
+/// How often (in bytes written) the kernel is asked to start writing the new data to disk.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const WRITEBACK_EVERY: u64 = 8 << 20;
 /// How often (in bytes written) the free-space floor is checked again (statvfs is cheap).
 const SPACE_CHECK_EVERY: u64 = 8 << 20;
 
@@ -81,35 +96,122 @@ fn write_loop(
     min_free: u64,
 ) -> Result<Written, BlobError> {
     let (file, path) = temp.into_parts();
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut hasher = Sha256::new();
+    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE_CHUNKS);
+    std::thread::scope(|scope| {
+        let hashing = std::thread::Builder::new()
+            .name("sfx-hash".into())
+            .spawn_scoped(scope, move || {
+                let mut hasher = Sha256::new();
+                for chunk in hash_rx {
+                    hasher.update(&chunk);
+                }
+                hasher.finalize()
+            })?;
+        // On any early return the sender is dropped, so the hashing thread ends and the scope
+        // can join it; `path` then deletes the temp file.
+        let size = receive_and_write(&file, &mut rx, hash_tx, &dir, min_free)?;
+        let digest = hashing
+            .join()
+            .map_err(|_| BlobError::Io(io::Error::other("the hashing thread panicked")))?;
+        file.sync_all()?;
+        Ok(Written {
+            temp: path,
+            size,
+            sha256: hex::encode(digest),
+        })
+    })
+}
+
+/// Writes every chunk until `Finish` (handing each to `hash` first); returns the size.
+fn receive_and_write(
+    file: &File,
+    rx: &mut mpsc::Receiver<Msg>,
+    hash: SyncSender<Bytes>,
+    dir: &Path,
+    min_free: u64,
+) -> Result<u64, BlobError> {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_SLICES);
+    let mut batch_len = 0;
     let mut size: u64 = 0;
     let mut next_check = SPACE_CHECK_EVERY;
+    let mut writeback = Writeback::default();
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
-                hasher.update(&chunk);
-                out.write_all(&chunk)?;
-                size += chunk.len() as u64;
+                if chunk.is_empty() {
+                    continue;
+                }
+                hash.send(chunk.clone())
+                    .map_err(|_| BlobError::Io(io::Error::other("the hashing thread stopped")))?;
+                batch_len += chunk.len();
+                batch.push(chunk);
+                if batch_len < WRITE_BATCH && batch.len() < MAX_SLICES {
+                    continue;
+                }
+                write_batch(file, &mut batch)?;
+                size += batch_len as u64;
+                batch_len = 0;
+                writeback.advance(file, size);
                 if size >= next_check {
                     next_check = size + SPACE_CHECK_EVERY;
-                    if min_free > 0 && free_space(&dir)? < min_free {
+                    if min_free > 0 && free_space(dir)? < min_free {
                         return Err(BlobError::LowSpace);
                     }
                 }
             }
             Some(Msg::Finish) => break,
-            // The upload was dropped (client gone, error elsewhere): `path` deletes the file.
+            // The upload was dropped (client gone, error elsewhere): the temp file is deleted.
             None => return Err(BlobError::Aborted),
         }
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(Written {
-        temp: path,
-        size,
-        sha256: hex::encode(hasher.finalize()),
-    })
+    write_batch(file, &mut batch)?;
+    Ok(size + batch_len as u64)
+}
+
+/// Writes all of `chunks` with as few `writev` calls as the kernel allows, then empties it.
+fn write_batch(mut file: &File, chunks: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    drop(slices);
+    chunks.clear();
+    Ok(())
+}
+
+/// Starts writeback of each finished [`WRITEBACK_EVERY`] window as soon as it is written,
+/// instead of leaving all of it to the final fsync. `POSIX_FADV_DONTNEED` does that on Linux
+/// (it starts writing dirty pages without waiting) and also drops the previous window's pages
+/// that are clean by then, so a large upload keeps only a few MiB of page cache. Purely
+/// advisory: errors are ignored, and fsync still decides durability.
+#[derive(Default)]
+struct Writeback {
+    /// Where the window whose writeback was started last begins.
+    previous: u64,
+    /// Where the next window begins.
+    next: u64,
+}
+
+impl Writeback {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn advance(&mut self, file: &File, written: u64) {
+        if written - self.next < WRITEBACK_EVERY {
+            return;
+        }
+        let len = std::num::NonZeroU64::new(written - self.previous);
+        let _ = rustix::fs::fadvise(file, self.previous, len, rustix::fs::Advice::DontNeed);
+        self.previous = self.next;
+        self.next = written;
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn advance(&mut self, _file: &File, _written: u64) {}
 }
 
 #[cfg(test)]

@@ -40,13 +40,19 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
         lifetime_value: value,
         lifetime_units,
         max_file_size: human_size(state.config.max_file_size),
-        max_lifetime: match state.config.max_lifetime {
-            Lifetime::Forever => "forever".into(),
-            Lifetime::For(d) => humantime::format_duration(d).to_string(),
-        },
+        max_lifetime: describe(state.config.max_lifetime),
         host,
     };
     Ok(response::html(StatusCode::OK, render(&page)))
+}
+
+/// "1 year", "30 days", "forever": in the form's own units (humantime would say "11months 30days…").
+fn describe(lifetime: Lifetime) -> String {
+    match preset(lifetime) {
+        (_, "forever") => "forever".into(),
+        (1, unit) => format!("1 {}", unit.trim_end_matches('s')),
+        (n, unit) => format!("{n} {unit}"),
+    }
 }
 
 /// The form's preselected value and unit for the default lifetime (largest exact unit).
@@ -88,5 +94,13 @@ mod tests {
             (2, "minutes")
         );
         assert_eq!(preset(Lifetime::Forever), (1, "forever"));
+        assert_eq!(
+            describe(Lifetime::For(Duration::from_secs(365 * 86400))),
+            "1 year"
+        );
+        assert_eq!(
+            describe(Lifetime::For(Duration::from_secs(3 * 86400))),
+            "3 days"
+        );
     }
 }

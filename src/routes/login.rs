@@ -63,10 +63,8 @@ fn set_cookie(resp: &mut Response, value: &str) -> Result<(), AppError> {
 
 /// Login and logout forms only ever come from our own pages.
 fn refuse_cross_site(req: &Request) -> Result<(), AppError> {
-    match (req.header(header::ORIGIN), req.header(header::HOST)) {
-        (Some(origin), Some(host)) if origin.split_once("://").map(|(_, h)| h) != Some(host) => {
-            Err(AppError::Forbidden("cross-site request refused".into()))
-        }
-        _ => Ok(()),
+    if super::is_cross_site(req) {
+        return Err(AppError::Forbidden("cross-site request refused".into()));
     }
+    Ok(())
 }

@@ -104,8 +104,10 @@ async fn handle(
     let h = resp.headers_mut();
     h.entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
+    // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on our own
+    // form posts, which the cross-site check must refuse.
     h.entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("no-referrer"));
+        .or_insert(HeaderValue::from_static("same-origin"));
     h.entry(header::VARY)
         .or_insert(HeaderValue::from_static("Cookie"));
     // The query string is never logged: it may carry a `token`.
