@@ -77,6 +77,14 @@ impl Item {
     }
 }
 
+/// A resumable upload: its (possibly still incomplete) item and the latest declared total.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub item: Item,
+    pub total: u64,
+    pub updated_at: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     /// Case-insensitive substring of the filename or the reference.
@@ -110,6 +118,38 @@ pub trait MetaStore: Send + Sync {
     fn record_download(&self, name: &ItemName, at: i64) -> Result<(), StoreError>;
     /// Names of all live items (start-up uses it to find orphaned files).
     fn live_names(&self) -> Result<HashSet<String>, StoreError>;
+    /// Creates an incomplete item for a resumable upload, found again by `tx_hash`.
+    fn begin_upload(&self, item: &Item, tx_hash: &str, total: u64) -> Result<(), StoreError>;
+    /// The upload (complete or not, but not deleted) of a transaction token's hash.
+    fn find_upload(&self, tx_hash: &str) -> Result<Option<Transaction>, StoreError>;
+    /// Records the bytes durably stored so far (`size`) of an incomplete item.
+    fn record_progress(
+        &self,
+        name: &ItemName,
+        size: u64,
+        total: u64,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// Makes an incomplete item complete, with its final size and SHA-256.
+    fn complete_upload(
+        &self,
+        name: &ItemName,
+        size: u64,
+        sha256: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// Incomplete items without activity since `idle_since`.
+    fn stale_uploads(&self, idle_since: i64, limit: usize) -> Result<Vec<ItemName>, StoreError>;
+    /// Names of all live incomplete items (start-up matches them with partial files).
+    fn incomplete_names(&self) -> Result<HashSet<String>, StoreError>;
+    fn set_locked(&self, name: &ItemName, locked: bool) -> Result<(), StoreError>;
+    /// Renames or retypes an item (`None` keeps the current value).
+    fn modify(
+        &self,
+        name: &ItemName,
+        filename: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Result<(), StoreError>;
     fn ping(&self) -> Result<(), StoreError>;
 }
 

@@ -1,40 +1,17 @@
-//! SQLite (WAL) implementation of [`MetaStore`].
+//! SQLite (WAL) implementation of [`MetaStore`]: item queries here, resumable-upload queries in
+//! [`uploads`], the schema and its migrations in [`schema`].
 
-use super::{Item, ItemState, ListPage, ListQuery, MetaStore, StoreError, Uploader};
+mod schema;
+mod uploads;
+
+use super::{Item, ItemState, ListPage, ListQuery, MetaStore, StoreError, Transaction, Uploader};
 use crate::items::ItemName;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE items (
-    name          TEXT PRIMARY KEY NOT NULL,
-    filename      TEXT NOT NULL,
-    content_type  TEXT NOT NULL,
-    size          INTEGER NOT NULL,
-    sha256        TEXT NOT NULL,
-    state         TEXT NOT NULL,
-    created_at    INTEGER NOT NULL,
-    completed_at  INTEGER,
-    expires_at    INTEGER,
-    downloaded_at INTEGER,
-    locked        INTEGER NOT NULL DEFAULT 0,
-    uploader      TEXT NOT NULL,
-    client_ip     TEXT NOT NULL,
-    user_agent    TEXT NOT NULL,
-    reference     TEXT,
-    comment       TEXT,
-    deleted_at    INTEGER,
-    deleted_by    TEXT
-);
-CREATE INDEX items_live_newest ON items (created_at DESC) WHERE deleted_at IS NULL;
-CREATE INDEX items_live_expiry ON items (expires_at) WHERE deleted_at IS NULL AND expires_at IS NOT NULL;
-";
-
-const COLUMNS: &str = "name, filename, content_type, size, sha256, state, created_at, completed_at, \
+pub(super) const COLUMNS: &str = "name, filename, content_type, size, sha256, state, created_at, completed_at, \
     expires_at, downloaded_at, locked, uploader, client_ip, user_agent, reference, comment";
 
 /// One connection behind a mutex: every statement is short, and WAL keeps commits cheap.
@@ -50,19 +27,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        match version {
-            0 => {
-                conn.execute_batch(SCHEMA)?;
-                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            SCHEMA_VERSION => {}
-            other => {
-                return Err(StoreError::Backend(format!(
-                    "database schema version {other} is newer than this sfx understands ({SCHEMA_VERSION})"
-                )));
-            }
-        }
+        schema::migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -77,7 +42,7 @@ impl SqliteStore {
     }
 }
 
-fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
+pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
     let name: String = row.get(0)?;
     let state: String = row.get(5)?;
     let size: i64 = row.get(3)?;
@@ -108,6 +73,42 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
+fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ))?;
+    for it in items {
+        let res = stmt.execute(params![
+            it.name.as_str(),
+            it.filename,
+            it.content_type,
+            i64::try_from(it.size).unwrap_or(i64::MAX),
+            it.sha256,
+            it.state.as_str(),
+            it.created_at,
+            it.completed_at,
+            it.expires_at,
+            it.downloaded_at,
+            it.locked,
+            it.uploader.label,
+            it.uploader.client_ip,
+            it.uploader.user_agent,
+            it.reference,
+            it.comment,
+        ]);
+        match res {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::NameTaken(it.name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// `%`/`_` in a user's search must match themselves.
 fn like_pattern(search: &str) -> String {
     let mut p = String::with_capacity(search.len() + 2);
@@ -126,40 +127,7 @@ impl MetaStore for SqliteStore {
     fn insert(&self, items: &[Item]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ))?;
-            for it in items {
-                let res = stmt.execute(params![
-                    it.name.as_str(),
-                    it.filename,
-                    it.content_type,
-                    i64::try_from(it.size).unwrap_or(i64::MAX),
-                    it.sha256,
-                    it.state.as_str(),
-                    it.created_at,
-                    it.completed_at,
-                    it.expires_at,
-                    it.downloaded_at,
-                    it.locked,
-                    it.uploader.label,
-                    it.uploader.client_ip,
-                    it.uploader.user_agent,
-                    it.reference,
-                    it.comment,
-                ]);
-                match res {
-                    Ok(_) => {}
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        return Err(StoreError::NameTaken(it.name.to_string()));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+        insert_items(&tx, items)?;
         tx.commit()?;
         Ok(())
     }
@@ -285,6 +253,68 @@ impl MetaStore for SqliteStore {
         Ok(names)
     }
 
+    fn begin_upload(&self, item: &Item, tx_hash: &str, total: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        insert_items(&tx, std::slice::from_ref(item))?;
+        uploads::attach(&tx, &item.name, tx_hash, total, item.created_at)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn find_upload(&self, tx_hash: &str) -> Result<Option<Transaction>, StoreError> {
+        uploads::find(&self.conn(), tx_hash)
+    }
+
+    fn record_progress(
+        &self,
+        name: &ItemName,
+        size: u64,
+        total: u64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        uploads::progress(&self.conn(), name, size, total, at)
+    }
+
+    fn complete_upload(
+        &self,
+        name: &ItemName,
+        size: u64,
+        sha256: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        uploads::complete(&self.conn(), name, size, sha256, at)
+    }
+
+    fn stale_uploads(&self, idle_since: i64, limit: usize) -> Result<Vec<ItemName>, StoreError> {
+        uploads::stale(&self.conn(), idle_since, limit)
+    }
+
+    fn incomplete_names(&self) -> Result<HashSet<String>, StoreError> {
+        uploads::incomplete_names(&self.conn())
+    }
+
+    fn set_locked(&self, name: &ItemName, locked: bool) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE items SET locked = ?2 WHERE name = ?1",
+            params![name.as_str(), locked],
+        )?;
+        Ok(())
+    }
+
+    fn modify(
+        &self,
+        name: &ItemName,
+        filename: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE items SET filename = coalesce(?2, filename), content_type = coalesce(?3, content_type) WHERE name = ?1",
+            params![name.as_str(), filename, content_type],
+        )?;
+        Ok(())
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
@@ -364,5 +394,55 @@ mod tests {
         let walked = s.list_by_name(None, 1).unwrap();
         assert_eq!(walked[0].name.as_str(), "CCCCCCCC");
         assert!(s.list_by_name(Some(&walked[0].name), 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn resumable_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+        let mut it = item("DDDDDDDD", 100, "big.bin", None);
+        it.state = ItemState::Incomplete;
+        it.sha256 = String::new();
+        it.size = 0;
+        s.begin_upload(&it, "txhash", 3000).unwrap();
+        let name = it.name.clone();
+        assert_eq!(s.incomplete_names().unwrap().len(), 1);
+        s.record_progress(&name, 1000, 3001, 150).unwrap();
+        let t = s.find_upload("txhash").unwrap().unwrap();
+        assert_eq!((t.item.size, t.total, t.updated_at), (1000, 3001, 150));
+        assert_eq!(s.stale_uploads(149, 10).unwrap(), vec![]);
+        assert_eq!(s.stale_uploads(150, 10).unwrap(), vec![name.clone()]);
+        s.complete_upload(&name, 3000, "ff", 160).unwrap();
+        let t = s.find_upload("txhash").unwrap().unwrap();
+        assert_eq!(
+            (t.item.state, t.item.size, t.item.sha256.as_str()),
+            (ItemState::Complete, 3000, "ff")
+        );
+        assert!(s.incomplete_names().unwrap().is_empty());
+        s.record_progress(&name, 1, 1, 170).unwrap();
+        assert_eq!(
+            s.find_upload("txhash").unwrap().unwrap().item.size,
+            3000,
+            "complete items never change"
+        );
+        assert!(s.find_upload("other").unwrap().is_none());
+        s.modify(&name, Some("renamed.bin"), None).unwrap();
+        s.set_locked(&name, true).unwrap();
+        let got = s.get(&name).unwrap().unwrap();
+        assert_eq!((got.filename.as_str(), got.locked), ("renamed.bin", true));
+    }
+
+    #[test]
+    fn migrates_a_version_1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        s.insert(&[item("EEEEEEEE", 1, "x", None)]).unwrap();
+        assert!(s.find_upload("none").unwrap().is_none());
     }
 }

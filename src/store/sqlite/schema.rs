@@ -1,0 +1,53 @@
+//! The schema, built by numbered migrations (`PRAGMA user_version` records the last one run).
+
+use crate::store::StoreError;
+use rusqlite::Connection;
+
+pub(super) const MIGRATIONS: [&str; 2] = [
+    // 1: items
+    "CREATE TABLE items (
+        name          TEXT PRIMARY KEY NOT NULL,
+        filename      TEXT NOT NULL,
+        content_type  TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        sha256        TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        completed_at  INTEGER,
+        expires_at    INTEGER,
+        downloaded_at INTEGER,
+        locked        INTEGER NOT NULL DEFAULT 0,
+        uploader      TEXT NOT NULL,
+        client_ip     TEXT NOT NULL,
+        user_agent    TEXT NOT NULL,
+        reference     TEXT,
+        comment       TEXT,
+        deleted_at    INTEGER,
+        deleted_by    TEXT
+    );
+    CREATE INDEX items_live_newest ON items (created_at DESC) WHERE deleted_at IS NULL;
+    CREATE INDEX items_live_expiry ON items (expires_at) WHERE deleted_at IS NULL AND expires_at IS NOT NULL;",
+    // 2: resumable REST uploads. Only a SHA-256 of the transaction token is stored.
+    "ALTER TABLE items ADD COLUMN tx_hash TEXT;
+    ALTER TABLE items ADD COLUMN total INTEGER;
+    ALTER TABLE items ADD COLUMN updated_at INTEGER;
+    CREATE UNIQUE INDEX items_tx ON items (tx_hash) WHERE tx_hash IS NOT NULL;
+    CREATE INDEX items_incomplete ON items (updated_at) WHERE deleted_at IS NULL AND state = 'incomplete';",
+];
+
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Backend(format!(
+            "database schema version {version} is newer than this sfx understands ({known})"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Queries of resumable (REST) uploads: incomplete items and their transaction tokens.
+
+use super::{COLUMNS, item_from_row};
+use crate::items::ItemName;
+use crate::store::{StoreError, Transaction};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub fn attach(
+    conn: &Connection,
+    name: &ItemName,
+    tx_hash: &str,
+    total: u64,
+    at: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE items SET tx_hash = ?2, total = ?3, updated_at = ?4 WHERE name = ?1",
+        params![name.as_str(), tx_hash, int(total), at],
+    )?;
+    Ok(())
+}
+
+pub fn find(conn: &Connection, tx_hash: &str) -> Result<Option<Transaction>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, total, updated_at FROM items WHERE tx_hash = ?1 AND deleted_at IS NULL"
+    ))?;
+    let found = stmt
+        .query_row([tx_hash], |row| {
+            let total: i64 = row.get(16)?;
+            Ok(Transaction {
+                item: item_from_row(row)?,
+                total: u64::try_from(total).unwrap_or(0),
+                updated_at: row.get(17)?,
+            })
+        })
+        .optional()?;
+    Ok(found)
+}
+
+pub fn progress(
+    conn: &Connection,
+    name: &ItemName,
+    size: u64,
+    total: u64,
+    at: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE items SET size = ?2, total = ?3, updated_at = ?4 WHERE name = ?1 AND state = 'incomplete'",
+        params![name.as_str(), int(size), int(total), at],
+    )?;
+    Ok(())
+}
+
+pub fn complete(
+    conn: &Connection,
+    name: &ItemName,
+    size: u64,
+    sha256: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE items SET state = 'complete', size = ?2, total = ?2, sha256 = ?3, completed_at = ?4, updated_at = ?4
+         WHERE name = ?1 AND state = 'incomplete'",
+        params![name.as_str(), int(size), sha256, at],
+    )?;
+    Ok(())
+}
+
+pub fn stale(
+    conn: &Connection,
+    idle_since: i64,
+    limit: usize,
+) -> Result<Vec<ItemName>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM items WHERE deleted_at IS NULL AND state = 'incomplete' AND updated_at <= ?1 LIMIT ?2",
+    )?;
+    let names = stmt
+        .query_map(params![idle_since, int(limit as u64)], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names.iter().filter_map(|n| ItemName::parse(n)).collect())
+}
+
+pub fn incomplete_names(conn: &Connection) -> Result<HashSet<String>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM items WHERE deleted_at IS NULL AND state = 'incomplete'")?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<HashSet<_>, _>>()?;
+    Ok(names)
+}
