@@ -52,9 +52,19 @@ impl State {
             .map_err(io_err("cannot load the session key"))?;
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
+        let incomplete = store.incomplete_names()?;
         let cleaned = blobs
-            .clean_up(&store.live_names()?)
+            .clean_up(&store.live_names()?, &incomplete)
             .map_err(io_err("start-up clean-up failed"))?;
+        // An incomplete upload whose bytes are gone cannot be resumed.
+        for name in incomplete
+            .iter()
+            .filter_map(|n| crate::items::ItemName::parse(n))
+        {
+            if !blobs.partial_path(&name).exists() {
+                store.mark_deleted(&name, crate::now(), "start-up: partial file missing")?;
+            }
+        }
         if cleaned.temp_files + cleaned.orphans > 0 {
             tracing::warn!(
                 temp_files = cleaned.temp_files,
@@ -86,7 +96,11 @@ impl State {
         let (n, who) = (name.clone(), by.to_string());
         let deleted = blocking(&self.store, move |s| s.mark_deleted(&n, now, &who)).await?;
         if deleted {
-            if let Err(e) = self.blobs.remove(name) {
+            if let Err(e) = self
+                .blobs
+                .remove(name)
+                .and_then(|()| self.blobs.remove_partial(name))
+            {
                 tracing::warn!(item = %name, error = %e, "could not remove file of a deleted item; start-up will");
             }
             tracing::info!(item = %name, by, "item deleted");

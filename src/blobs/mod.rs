@@ -3,6 +3,7 @@
 //! ```text
 //! <data_dir>/files/<name>   committed items (renamed here only after fsync)
 //! <data_dir>/tmp/           uploads in progress; emptied at start-up
+//! <data_dir>/partial/<name> resumable (REST) uploads not yet complete; kept across restarts
 //! ```
 //! Files are only ever addressed by server-generated [`ItemName`]s, never by client input.
 
@@ -57,6 +58,7 @@ pub struct Cleanup {
 pub struct BlobStore {
     files: PathBuf,
     tmp: PathBuf,
+    partial: PathBuf,
 }
 
 impl BlobStore {
@@ -64,31 +66,83 @@ impl BlobStore {
         let store = BlobStore {
             files: data_dir.join("files"),
             tmp: data_dir.join("tmp"),
+            partial: data_dir.join("partial"),
         };
-        for dir in [&store.files, &store.tmp] {
+        for dir in [&store.files, &store.tmp, &store.partial] {
             fs::create_dir_all(dir)?;
             restrict_dir(dir)?;
         }
         Ok(store)
     }
 
-    /// Removes what a crash can leave behind: temporary files, and committed files whose
-    /// metadata never became visible (or was deleted) before the crash.
-    pub fn clean_up(&self, live: &HashSet<String>) -> io::Result<Cleanup> {
+    /// Removes what a crash can leave behind: temporary files, committed files whose metadata
+    /// never became visible (or was deleted), and partial files of no incomplete upload.
+    /// `live` names every live item, `incomplete` those of them still being uploaded.
+    pub fn clean_up(
+        &self,
+        live: &HashSet<String>,
+        incomplete: &HashSet<String>,
+    ) -> io::Result<Cleanup> {
         let mut report = Cleanup::default();
         for entry in fs::read_dir(&self.tmp)? {
             remove_entry(&entry?.path())?;
             report.temp_files += 1;
         }
-        for entry in fs::read_dir(&self.files)? {
-            let entry = entry?;
-            let keep = entry.file_name().to_str().is_some_and(|n| live.contains(n));
-            if !keep {
-                remove_entry(&entry.path())?;
-                report.orphans += 1;
+        for (dir, keep) in [(&self.files, live), (&self.partial, incomplete)] {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                if !entry.file_name().to_str().is_some_and(|n| keep.contains(n)) {
+                    remove_entry(&entry.path())?;
+                    report.orphans += 1;
+                }
             }
         }
         Ok(report)
+    }
+
+    /// Creates the (empty) partial file of a new resumable upload.
+    pub fn create_partial(&self, name: &ItemName) -> io::Result<fs::File> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.partial_path(name))?;
+        fs::File::open(&self.partial)?.sync_all()?;
+        Ok(file)
+    }
+
+    /// Opens a partial file to append at `offset`: bytes past it were never acknowledged (a
+    /// crash or failed request after writing them) and are cut off.
+    pub fn open_partial(&self, name: &ItemName, offset: u64) -> io::Result<fs::File> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.partial_path(name))?;
+        if file.metadata()?.len() != offset {
+            file.set_len(offset)?;
+        }
+        Ok(file)
+    }
+
+    /// Moves a completed partial file to its final place (never replacing anything).
+    pub fn finish_partial(&self, name: &ItemName) -> io::Result<()> {
+        let target = self.path(name);
+        // link + unlink: atomic, and fails instead of replacing an existing file.
+        fs::hard_link(self.partial_path(name), &target)?;
+        fs::remove_file(self.partial_path(name))?;
+        fs::File::open(&self.files)?.sync_all()?;
+        fs::File::open(&self.partial)?.sync_all()
+    }
+
+    pub fn remove_partial(&self, name: &ItemName) -> io::Result<()> {
+        match fs::remove_file(self.partial_path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn partial_path(&self, name: &ItemName) -> PathBuf {
+        self.partial.join(name.as_str())
     }
 
     /// A new, empty temporary file on the same filesystem as the committed files.
@@ -176,7 +230,7 @@ mod tests {
         assert!(back.exists(), "the temp file is handed back intact");
         drop(back);
         let _left = store.new_temp().unwrap().keep().unwrap();
-        let report = store.clean_up(&HashSet::new()).unwrap();
+        let report = store.clean_up(&HashSet::new(), &HashSet::new()).unwrap();
         assert_eq!(
             report,
             Cleanup {
