@@ -110,10 +110,11 @@ fn write_loop(
         // On any early return the sender is dropped, so the hashing thread ends and the scope
         // can join it; `path` then deletes the temp file.
         let size = receive_and_write(&file, &mut rx, hash_tx, &dir, min_free)?;
+        // The hashing thread finishes its last chunks during the fsync.
+        file.sync_all()?;
         let digest = hashing
             .join()
             .map_err(|_| BlobError::Io(io::Error::other("the hashing thread panicked")))?;
-        file.sync_all()?;
         Ok(Written {
             temp: path,
             size,
