@@ -5,6 +5,7 @@ use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
 use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
+use crate::upload::Resumable;
 use base64::Engine;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct State {
     pub store: Arc<dyn MetaStore>,
     pub blobs: BlobStore,
     pub auth: Auth,
+    /// Running hashes of incomplete REST uploads.
+    pub resumable: Resumable,
 }
 
 impl State {
@@ -84,6 +87,7 @@ impl State {
                 store,
                 blobs,
                 auth,
+                resumable: Resumable::default(),
             },
             notes,
         ))
@@ -95,6 +99,7 @@ impl State {
         let now = crate::now();
         let (n, who) = (name.clone(), by.to_string());
         let deleted = blocking(&self.store, move |s| s.mark_deleted(&n, now, &who)).await?;
+        self.resumable.forget(name);
         if deleted {
             if let Err(e) = self
                 .blobs

@@ -1,4 +1,5 @@
-//! Expiry is enforced in the background, not only when an item is touched.
+//! Expiry is enforced in the background, not only when an item is touched; abandoned
+//! incomplete uploads are removed after `incomplete_ttl` without activity.
 
 use crate::state::State;
 use crate::store::blocking;
@@ -23,12 +24,20 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     }
 }
 
-/// Removes every item whose expiry has passed; returns how many.
+/// Removes every item whose expiry has passed, and every incomplete upload idle for longer than
+/// `incomplete_ttl`; returns how many.
 pub async fn sweep_once(state: &State) -> Result<usize, crate::store::StoreError> {
+    let ttl = i64::try_from(state.config.incomplete_ttl.as_secs()).unwrap_or(i64::MAX);
     let mut removed = 0;
     loop {
         let now = crate::now();
-        let names = blocking(&state.store, move |s| s.expired(now, BATCH)).await?;
+        let idle_since = now.saturating_sub(ttl);
+        let names = blocking(&state.store, move |s| {
+            let mut names = s.expired(now, BATCH)?;
+            names.extend(s.stale_uploads(idle_since, BATCH)?);
+            Ok(names)
+        })
+        .await?;
         let batch = names.len();
         for name in names {
             if state.delete_item(&name, "expiry").await? {

@@ -9,7 +9,7 @@
 
 mod writer;
 
-pub use writer::{BlobWriter, Written};
+pub use writer::{Appended, BlobWriter, Written};
 
 use crate::items::ItemName;
 use std::collections::HashSet;

@@ -11,8 +11,8 @@ use super::{BlobError, BlobStore, free_space};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, IoSlice, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::path::Path;
 use std::sync::mpsc::SyncSender;
 use tempfile::TempPath;
 use tokio::sync::mpsc;
@@ -44,26 +44,75 @@ pub struct Written {
     pub sha256: String,
 }
 
-pub struct BlobWriter {
-    tx: mpsc::Sender<Msg>,
-    task: JoinHandle<Result<Written, BlobError>>,
+/// Bytes appended (and fsynced) to a resumable upload's partial file, and the hash state after
+/// them, to continue with the next chunk.
+pub struct Appended {
+    pub written: u64,
+    pub hasher: Sha256,
 }
 
-impl BlobWriter {
+/// Feeds a file from the async side. `T` is what [`BlobWriter::finish`] gives: [`Written`] for
+/// a new upload, [`Appended`] for a chunk of a resumable one.
+pub struct BlobWriter<T = Written> {
+    tx: mpsc::Sender<Msg>,
+    task: JoinHandle<Result<T, BlobError>>,
+}
+
+/// Uploads without a Content-Length were not admitted on size: check the floor now.
+fn check_floor(store: &BlobStore, min_free: u64) -> Result<(), BlobError> {
+    if min_free > 0 && store.free_space()? < min_free {
+        return Err(BlobError::LowSpace);
+    }
+    Ok(())
+}
+
+impl BlobWriter<Written> {
     /// Opens a temp file and starts the writer thread. `min_free` is the free-space floor that
     /// writing must not cross.
-    pub fn start(store: &BlobStore, min_free: u64) -> Result<BlobWriter, BlobError> {
-        // Uploads without a Content-Length were not admitted on size: check the floor now.
-        if min_free > 0 && store.free_space()? < min_free {
-            return Err(BlobError::LowSpace);
-        }
+    pub fn start(store: &BlobStore, min_free: u64) -> Result<BlobWriter<Written>, BlobError> {
+        check_floor(store, min_free)?;
         let temp = store.new_temp()?;
         let dir = store.tmp_dir().to_path_buf();
-        let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
-        let task = tokio::task::spawn_blocking(move || write_loop(temp, rx, dir, min_free));
+        let (tx, mut rx) = mpsc::channel(QUEUE_CHUNKS);
+        let task = tokio::task::spawn_blocking(move || {
+            let (file, path) = temp.into_parts();
+            // On an error `path` drops and deletes the temp file.
+            let (hasher, size) = pump(&file, &mut rx, Sha256::new(), 0, &dir, min_free)?;
+            Ok(Written {
+                temp: path,
+                size,
+                sha256: hex::encode(hasher.finalize()),
+            })
+        });
         Ok(BlobWriter { tx, task })
     }
+}
 
+impl BlobWriter<Appended> {
+    /// Appends to `file` (already cut to the acknowledged length), continuing `hasher`.
+    pub fn append(
+        file: File,
+        hasher: Sha256,
+        store: &BlobStore,
+        min_free: u64,
+    ) -> Result<BlobWriter<Appended>, BlobError> {
+        check_floor(store, min_free)?;
+        let dir = store.tmp_dir().to_path_buf();
+        let (tx, mut rx) = mpsc::channel(QUEUE_CHUNKS);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            let offset = file.seek(SeekFrom::End(0))?;
+            let (hasher, end) = pump(&file, &mut rx, hasher, offset, &dir, min_free)?;
+            Ok(Appended {
+                written: end - offset,
+                hasher,
+            })
+        });
+        Ok(BlobWriter { tx, task })
+    }
+}
+
+impl<T> BlobWriter<T> {
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
         if self.tx.send(Msg::Data(chunk)).await.is_err() {
             // The thread stopped early: its result says why.
@@ -72,8 +121,8 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Flushes and fsyncs the file; the returned temp file still deletes itself if dropped.
-    pub async fn finish(self) -> Result<Written, BlobError> {
+    /// Flushes and fsyncs the file (a new upload's temp file still deletes itself if dropped).
+    pub async fn finish(self) -> Result<T, BlobError> {
         let _ = self.tx.send(Msg::Finish).await;
         self.task
             .await
@@ -89,53 +138,57 @@ impl BlobWriter {
     }
 }
 
-fn write_loop(
-    temp: tempfile::NamedTempFile,
-    mut rx: mpsc::Receiver<Msg>,
-    dir: PathBuf,
+/// Writes what arrives on `rx` to `file` (whose cursor is at `offset`) until `Finish`, hashing
+/// it on a second thread that continues `hasher`; fsyncs; returns the hash state and the end
+/// offset.
+fn pump(
+    file: &File,
+    rx: &mut mpsc::Receiver<Msg>,
+    hasher: Sha256,
+    offset: u64,
+    dir: &Path,
     min_free: u64,
-) -> Result<Written, BlobError> {
-    let (file, path) = temp.into_parts();
+) -> Result<(Sha256, u64), BlobError> {
     let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE_CHUNKS);
     std::thread::scope(|scope| {
         let hashing = std::thread::Builder::new()
             .name("sfx-hash".into())
             .spawn_scoped(scope, move || {
-                let mut hasher = Sha256::new();
+                let mut hasher = hasher;
                 for chunk in hash_rx {
                     hasher.update(&chunk);
                 }
-                hasher.finalize()
+                hasher
             })?;
         // On any early return the sender is dropped, so the hashing thread ends and the scope
-        // can join it; `path` then deletes the temp file.
-        let size = receive_and_write(&file, &mut rx, hash_tx, &dir, min_free)?;
+        // can join it.
+        let end = receive_and_write(file, rx, hash_tx, offset, dir, min_free)?;
         // The hashing thread finishes its last chunks during the fsync.
         file.sync_all()?;
-        let digest = hashing
+        let hasher = hashing
             .join()
             .map_err(|_| BlobError::Io(io::Error::other("the hashing thread panicked")))?;
-        Ok(Written {
-            temp: path,
-            size,
-            sha256: hex::encode(digest),
-        })
+        Ok((hasher, end))
     })
 }
 
-/// Writes every chunk until `Finish` (handing each to `hash` first); returns the size.
+/// Writes every chunk until `Finish` (handing each to `hash` first); returns the end offset.
 fn receive_and_write(
     file: &File,
     rx: &mut mpsc::Receiver<Msg>,
     hash: SyncSender<Bytes>,
+    offset: u64,
     dir: &Path,
     min_free: u64,
 ) -> Result<u64, BlobError> {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_SLICES);
     let mut batch_len = 0;
-    let mut size: u64 = 0;
-    let mut next_check = SPACE_CHECK_EVERY;
-    let mut writeback = Writeback::default();
+    let mut size: u64 = offset;
+    let mut next_check = offset + SPACE_CHECK_EVERY;
+    let mut writeback = Writeback {
+        previous: offset,
+        next: offset,
+    };
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
@@ -233,6 +286,31 @@ mod tests {
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
         assert_eq!(std::fs::read(&done.temp).unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn appends_continue_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let path = dir.path().join("p");
+        std::fs::write(&path, b"hello XXX").unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(6).unwrap();
+        let mut first = Sha256::new();
+        first.update(b"hello ");
+        let mut w = BlobWriter::append(file, first, &store, 0).unwrap();
+        w.write(Bytes::from_static(b"world")).await.unwrap();
+        let done = w.finish().await.unwrap();
+        assert_eq!(done.written, 5);
+        assert_eq!(
+            hex::encode(done.hasher.finalize()),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
     }
 
     #[tokio::test]

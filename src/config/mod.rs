@@ -52,6 +52,8 @@ pub struct Config {
     pub max_lifetime: Lifetime,
     pub upload_idle_timeout: Duration,
     pub sweep_interval: Duration,
+    /// Incomplete REST uploads untouched this long are removed.
+    pub incomplete_ttl: Duration,
     pub session_lifetime: Duration,
     pub default_permissions: Permissions,
     /// `None` when the file has no `[[secrets]]`: start-up then uses the embedded defaults
@@ -73,6 +75,7 @@ struct RawConfig {
     max_lifetime: Option<String>,
     upload_idle_timeout: Option<String>,
     sweep_interval: Option<String>,
+    incomplete_ttl: Option<String>,
     session_lifetime: Option<String>,
     default_permissions: Option<Vec<Permission>>,
     secrets: Option<Vec<RawSecret>>,
@@ -175,6 +178,7 @@ impl RawConfig {
                 parse_duration,
             )?,
             sweep_interval: field(self.sweep_interval, "60s", "sweep_interval", parse_duration)?,
+            incomplete_ttl: field(self.incomplete_ttl, "24h", "incomplete_ttl", parse_duration)?,
             session_lifetime: field(
                 self.session_lifetime,
                 "12h",

@@ -1,8 +1,8 @@
 //! Operator listings: the `/+list` page (paginated, searchable) and `GET /apis/rest/items`
 //! (every item as one JSON object, streamed page by page so memory stays flat).
 
-use super::api::item_json;
 use super::require;
+use super::rest::item_json;
 use crate::auth::Permission;
 use crate::items::ItemName;
 use crate::pages::{ItemView, ListPage, Nav, render};

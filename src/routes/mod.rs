@@ -1,7 +1,6 @@
 //! Request handlers, one module per area. Each handler is a plain
 //! `async fn(&State, Request) -> Result<Response, AppError>`.
 
-pub mod api;
 pub mod assets;
 pub mod download;
 pub mod health;
@@ -9,6 +8,7 @@ pub mod index;
 pub mod item;
 pub mod list;
 pub mod login;
+pub mod rest;
 pub mod upload;
 
 use crate::auth::{Permission, Principal, Source};
@@ -99,20 +99,25 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
     ok.then(|| next.to_string())
 }
 
-/// Reads a small `application/x-www-form-urlencoded` body (login, delete buttons).
-pub async fn small_form(req: Request, limit: usize) -> Result<Vec<(String, String)>, AppError> {
+/// Reads a small body whole (forms, JSON), with a size limit and a timeout.
+pub async fn small_body(req: Request, limit: usize) -> Result<bytes::Bytes, AppError> {
     use http_body_util::BodyExt;
     let body = http_body_util::Limited::new(req.body, limit);
     let collected = tokio::time::timeout(std::time::Duration::from_secs(30), body.collect())
         .await
-        .map_err(|_| AppError::Timeout("timed out reading the form".into()))?
+        .map_err(|_| AppError::Timeout("timed out reading the request body".into()))?
         .map_err(
             |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
-                Some(_) => AppError::TooLarge("form too large".into()),
-                None => AppError::BadRequest("could not read the form".into()),
+                Some(_) => AppError::TooLarge("request body too large".into()),
+                None => AppError::BadRequest("could not read the request body".into()),
             },
         )?;
-    let bytes = collected.to_bytes();
+    Ok(collected.to_bytes())
+}
+
+/// Reads a small `application/x-www-form-urlencoded` body (login, delete buttons).
+pub async fn small_form(req: Request, limit: usize) -> Result<Vec<(String, String)>, AppError> {
+    let bytes = small_body(req, limit).await?;
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 

@@ -26,16 +26,29 @@ pub enum Route {
     ApiItems,
     ApiItem,
     ApiItemDownload,
+    ApiItemModify,
+    ApiItemDelete,
+    ApiItemLock,
+    ApiItemUnlock,
 }
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
+const GET_POST: &str = "GET, HEAD, POST";
 
 impl Route {
     /// The methods this route answers, as sent in `Allow`.
     fn allow(self) -> &'static str {
         match self {
-            Route::Login | Route::Logout | Route::Upload | Route::ItemDelete => POST,
+            Route::Login
+            | Route::Logout
+            | Route::Upload
+            | Route::ItemDelete
+            | Route::ApiItemModify
+            | Route::ApiItemDelete
+            | Route::ApiItemLock
+            | Route::ApiItemUnlock => POST,
+            Route::ApiItems => GET_POST,
             _ => GET,
         }
     }
@@ -59,6 +72,10 @@ impl Route {
             Route::ApiItems => "api-items",
             Route::ApiItem => "api-item",
             Route::ApiItemDownload => "api-download",
+            Route::ApiItemModify => "api-modify",
+            Route::ApiItemDelete => "api-delete",
+            Route::ApiItemLock => "api-lock",
+            Route::ApiItemUnlock => "api-unlock",
         }
     }
 }
@@ -82,6 +99,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["apis", "rest", "items"] => Some((Route::ApiItems, None)),
         ["apis", "rest", "items", name] => item(name, Route::ApiItem),
         ["apis", "rest", "items", name, "download"] => item(name, Route::ApiItemDownload),
+        ["apis", "rest", "items", name, "modify"] => item(name, Route::ApiItemModify),
+        ["apis", "rest", "items", name, "delete"] => item(name, Route::ApiItemDelete),
+        ["apis", "rest", "items", name, "lock"] => item(name, Route::ApiItemLock),
+        ["apis", "rest", "items", name, "unlock"] => item(name, Route::ApiItemUnlock),
         [name] => item(name, Route::ItemPage),
         [name, "+download"] => item(name, Route::ItemDownload),
         [name, "+inline"] => item(name, Route::ItemInline),
@@ -91,6 +112,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
     let (route, name) = found.ok_or(AppError::NotFound)?;
     let allowed = match route.allow() {
         GET => method == Method::GET || method == Method::HEAD,
+        GET_POST => method == Method::GET || method == Method::HEAD || method == Method::POST,
         _ => method == Method::POST,
     };
     if !allowed {
@@ -115,10 +137,23 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::ItemDownload => routes::download::download(state, req).await,
         Route::ItemInline => routes::download::inline(state, req).await,
         Route::ItemDelete => routes::item::delete(state, req).await,
-        Route::ApiInfo => routes::api::info(state, req).await,
+        Route::ApiInfo => routes::rest::info(state, req).await,
+        Route::ApiItems if req.method == Method::POST => {
+            routes::rest::upload::upload(state, req).await
+        }
+        // HEAD with a Transaction-ID asks how much of that upload is stored.
+        Route::ApiItems
+            if req.method == Method::HEAD && req.headers.contains_key("transaction-id") =>
+        {
+            routes::rest::upload::offset(state, req).await
+        }
         Route::ApiItems => routes::list::api_items(state, req).await,
-        Route::ApiItem => routes::api::item(state, req).await,
+        Route::ApiItem => routes::rest::item(state, req).await,
         Route::ApiItemDownload => routes::download::download(state, req).await,
+        Route::ApiItemModify => routes::rest::modify(state, req).await,
+        Route::ApiItemDelete => routes::rest::delete(state, req).await,
+        Route::ApiItemLock => routes::rest::lock(state, req).await,
+        Route::ApiItemUnlock => routes::rest::unlock(state, req).await,
     }
 }
 
@@ -147,6 +182,10 @@ mod tests {
             get("/+upload"),
             Err(AppError::MethodNotAllowed { allow: "POST" })
         ));
+        assert_eq!(
+            resolve(&Method::POST, "//apis/rest/items").unwrap().0,
+            Route::ApiItems
+        );
         assert!(matches!(
             resolve(&Method::DELETE, "/4qVsTtL9"),
             Err(AppError::MethodNotAllowed { .. })

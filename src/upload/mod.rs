@@ -5,8 +5,10 @@ mod base64_stream;
 mod commit;
 mod content_range;
 mod receive;
+pub mod resumable;
 
 pub use base64_stream::{Base64Error, Base64Stream};
 pub use commit::{Staged, UploadMeta, commit};
 pub use content_range::ChunkRange;
 pub use receive::{ReceiveError, receive_chunk};
+pub use resumable::Resumable;

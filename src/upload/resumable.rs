@@ -1,0 +1,104 @@
+//! State of resumable (bepasty REST) uploads kept in memory: the running SHA-256 of each
+//! incomplete item, so completing an upload never re-reads it. Each item has a slot behind an
+//! async mutex, which also keeps two requests from writing the same upload at once. After a
+//! restart the slot is empty and the partial file is hashed once up to the stored offset.
+
+use crate::items::ItemName;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub type Slot = Arc<tokio::sync::Mutex<Option<Sha256>>>;
+
+#[derive(Default)]
+pub struct Resumable {
+    slots: Mutex<HashMap<ItemName, Slot>>,
+}
+
+impl Resumable {
+    pub fn slot(&self, name: &ItemName) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(slots.entry(name.clone()).or_default())
+    }
+
+    /// Drops an item's state (completed, deleted or abandoned).
+    pub fn forget(&self, name: &ItemName) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+}
+
+/// A new transaction token (what the client sends back as `Transaction-ID`) and the hash under
+/// which it is stored: the token itself is never written anywhere.
+pub fn new_token() -> std::io::Result<(String, String)> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("sfx-transaction\0{token}").as_bytes(),
+    ))
+}
+
+/// The SHA-256 state after the first `len` bytes of a partial file (used once after a restart).
+pub async fn rehash(path: PathBuf, len: u64) -> std::io::Result<Sha256> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?.take(len);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        if read != len {
+            return Err(std::io::Error::other(format!(
+                "partial file has {read} bytes, {len} were acknowledged"
+            )));
+        }
+        Ok(hasher)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_token().unwrap();
+        let (b, _) = new_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(token_hash(&a), ha);
+        assert!(!ha.contains(&a));
+    }
+
+    #[tokio::test]
+    async fn rehash_matches_and_detects_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello world").unwrap();
+        let h = rehash(p.clone(), 5).await.unwrap();
+        assert_eq!(
+            hex::encode(h.finalize()),
+            hex::encode(Sha256::digest(b"hello"))
+        );
+        assert!(rehash(p, 50).await.is_err());
+    }
+}
