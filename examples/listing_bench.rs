@@ -46,11 +46,11 @@ async fn main() {
             comment: None,
         });
         if batch.len() == 1000 {
-            state.store.insert(&batch).expect("insert");
+            state.store.insert(&batch, None).expect("insert");
             batch.clear();
         }
     }
-    state.store.insert(&batch).expect("insert");
+    state.store.insert(&batch, None).expect("insert");
     println!(
         "inserted {n} items in {:.2} s",
         started.elapsed().as_secs_f64()

@@ -31,4 +31,10 @@ pub enum Command {
     },
     /// Read a secret on stdin and print its Argon2id PHC string, for `secret_hash` in the config.
     HashSecret,
+    /// Send a test alert to every configured alert channel and report each result.
+    AlertTest {
+        /// TOML config file.
+        #[arg(long, env = "SFX_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }

@@ -5,6 +5,7 @@
 //! in [`routes`]; handlers use [`auth`] (who is asking), [`store`] (item metadata),
 //! [`blobs`] (item bytes on disk) and [`pages`] (HTML).
 
+pub mod alerts;
 pub mod auth;
 pub mod blobs;
 pub mod cli;
@@ -79,7 +80,12 @@ impl App {
 
     pub async fn run(self, shutdown: CancellationToken) {
         let sweeper = tokio::spawn(sweeper::run(Arc::clone(&self.state), shutdown.clone()));
+        let alerts = tokio::spawn(alerts::worker::run(
+            Arc::clone(&self.state),
+            shutdown.clone(),
+        ));
         server::serve(self.state, self.listener, shutdown).await;
         let _ = sweeper.await;
+        let _ = alerts.await;
     }
 }

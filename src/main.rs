@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "sfx=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Serve {
@@ -34,6 +35,32 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(serve(cfg))
+        }
+        Command::AlertTest { config } => {
+            let cfg = match &config {
+                Some(path) => sfx::Config::from_file(path)?,
+                None => sfx::Config::embedded(),
+            };
+            anyhow::ensure!(
+                !cfg.alerts.is_empty(),
+                "no [[alerts]] channel is configured"
+            );
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let results = rt.block_on(sfx::alerts::test_all(&cfg));
+            let mut failed = 0;
+            for (channel, result) in &results {
+                match result {
+                    Ok(()) => println!("ok      {channel}"),
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAILED  {channel}: {e}");
+                    }
+                }
+            }
+            anyhow::ensure!(failed == 0, "{failed} of {} channels failed", results.len());
+            Ok(())
         }
         Command::HashSecret => {
             let mut line = String::new();

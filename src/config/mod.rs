@@ -1,8 +1,10 @@
 //! The TOML configuration: parsed strictly (unknown keys are errors), validated once at start-up
 //! into a typed [`Config`]. Every key has an embedded default, so sfx runs with no file at all.
 
+mod alerts;
 mod units;
 
+pub use alerts::{AlertChannel, ChannelKind, Secret, WebhookFormat};
 pub use units::{Lifetime, parse_duration, parse_size};
 
 use crate::auth::{Permission, Permissions};
@@ -59,6 +61,17 @@ pub struct Config {
     /// `None` when the file has no `[[secrets]]`: start-up then uses the embedded defaults
     /// (`support` for customers, a generated operator secret).
     pub secrets: Option<Vec<SecretSpec>>,
+    /// Base of the operator links in alerts (no trailing slash).
+    pub public_url: String,
+    /// A delivery ends after this long without a new file from the same uploader.
+    pub batch_window: Duration,
+    /// How long a failing alert is retried before it is given up.
+    pub alert_retry_for: Duration,
+    /// Wait after a failed attempt; doubles with each failure (up to 30 minutes).
+    pub alert_backoff: Duration,
+    /// `/healthz` reports degraded while an alert has been failing for longer than this.
+    pub alert_degraded_after: Duration,
+    pub alerts: Vec<AlertChannel>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +92,12 @@ struct RawConfig {
     session_lifetime: Option<String>,
     default_permissions: Option<Vec<Permission>>,
     secrets: Option<Vec<RawSecret>>,
+    public_url: Option<String>,
+    batch_window: Option<String>,
+    alert_retry_for: Option<String>,
+    alert_backoff: Option<String>,
+    alert_degraded_after: Option<String>,
+    alerts: Option<Vec<alerts::RawChannel>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +180,17 @@ impl RawConfig {
         )?;
         let max_lifetime = field(self.max_lifetime, "365d", "max_lifetime", Lifetime::parse)?;
         let secrets = self.secrets.map(validate_secrets).transpose()?;
+        let public_url = self
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = public_url.trim_end_matches('/').to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "public_url: `{public_url}` must start with http:// or https://"
+            )));
+        }
+        let alerts =
+            alerts::validate(self.alerts.unwrap_or_default()).map_err(ConfigError::Invalid)?;
         Ok(Config {
             listen,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("sfx-data")),
@@ -191,6 +221,22 @@ impl RawConfig {
                 .into_iter()
                 .collect(),
             secrets,
+            public_url,
+            batch_window: field(self.batch_window, "60s", "batch_window", parse_duration)?,
+            alert_retry_for: field(
+                self.alert_retry_for,
+                "24h",
+                "alert_retry_for",
+                parse_duration,
+            )?,
+            alert_backoff: field(self.alert_backoff, "10s", "alert_backoff", parse_duration)?,
+            alert_degraded_after: field(
+                self.alert_degraded_after,
+                "15m",
+                "alert_degraded_after",
+                parse_duration,
+            )?,
+            alerts,
         })
     }
 }

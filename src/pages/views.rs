@@ -66,6 +66,8 @@ pub struct ItemView {
     pub user_agent: String,
     pub reference: String,
     pub comment: String,
+    /// Alert state of the item's delivery (filled in by the handler).
+    pub alert: String,
 }
 
 impl From<&Item> for ItemView {
@@ -91,6 +93,7 @@ impl From<&Item> for ItemView {
             user_agent: it.uploader.user_agent.clone(),
             reference: it.reference.clone().unwrap_or_default(),
             comment: it.comment.clone().unwrap_or_default(),
+            alert: String::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{check_origin, form_value, require, safe_next, small_form, visible_item};
 use crate::auth::Permission;
-use crate::pages::{ItemPage, ItemView, Nav, render};
+use crate::pages::{ItemPage, Nav, render};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::blocking;
@@ -12,9 +12,12 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Read).await?;
     let name = req.item_name()?;
     let item = visible_item(state, &name, &who).await?;
+    let view = super::item_views(state, std::slice::from_ref(&item))
+        .await?
+        .pop();
     let page = ItemPage {
         nav: Nav::new(&state.config.site_name, &who),
-        it: ItemView::from(&item),
+        it: view.ok_or_else(|| AppError::Internal("item view".into()))?,
         can_delete: who.can(Permission::Delete),
     };
     Ok(response::html(StatusCode::OK, render(&page)))

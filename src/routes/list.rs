@@ -5,7 +5,7 @@ use super::require;
 use super::rest::item_json;
 use crate::auth::Permission;
 use crate::items::ItemName;
-use crate::pages::{ItemView, ListPage, Nav, render};
+use crate::pages::{ListPage, Nav, render};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ListQuery, MetaStore, blocking};
@@ -57,7 +57,7 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     };
     let page = ListPage {
         nav: Nav::new(&state.config.site_name, &who),
-        items: result.items.iter().map(ItemView::from).collect(),
+        items: super::item_views(state, &result.items).await?,
         total: result.total,
         page: page_no,
         pages,

@@ -13,6 +13,7 @@ pub mod upload;
 
 use crate::auth::{Permission, Principal, Source};
 use crate::items::ItemName;
+use crate::pages::ItemView;
 use crate::server::{AppError, Request};
 use crate::state::State;
 use crate::store::{Item, ItemState, blocking};
@@ -61,6 +62,22 @@ pub async fn visible_item(
         ));
     }
     Ok(item)
+}
+
+/// Items as operators see them, with the alert state of each one's delivery.
+pub async fn item_views(state: &State, items: &[Item]) -> Result<Vec<ItemView>, AppError> {
+    let names: Vec<String> = items.iter().map(|i| i.name.to_string()).collect();
+    let alerts = blocking(&state.store, move |s| s.alert_status(&names)).await?;
+    Ok(items
+        .iter()
+        .map(|it| {
+            let mut view = ItemView::from(it);
+            view.alert = alerts
+                .get(it.name.as_str())
+                .map_or_else(|| "-".to_string(), |a| a.label());
+            view
+        })
+        .collect())
 }
 
 /// Cross-site request forgery guard for state-changing requests that ride on the session

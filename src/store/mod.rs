@@ -4,8 +4,10 @@
 //! The trait is synchronous on purpose: implementations block, and async callers go through
 //! [`blocking`], which runs the call on tokio's blocking pool.
 
+mod outbox;
 mod sqlite;
 
+pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
 pub use sqlite::SqliteStore;
 
 use crate::items::ItemName;
@@ -100,9 +102,9 @@ pub struct ListPage {
     pub total: u64,
 }
 
-pub trait MetaStore: Send + Sync {
-    /// Makes items visible, all or none (one transaction).
-    fn insert(&self, items: &[Item]) -> Result<(), StoreError>;
+pub trait MetaStore: Outbox + Send + Sync {
+    /// Makes items visible, all or none (one transaction), joining them to a delivery.
+    fn insert(&self, items: &[Item], join: Option<&DeliveryJoin>) -> Result<(), StoreError>;
     /// True if the name was ever used (deleted names are never handed out again).
     fn name_used(&self, name: &ItemName) -> Result<bool, StoreError>;
     /// A live (not deleted) item.
@@ -130,13 +132,15 @@ pub trait MetaStore: Send + Sync {
         total: u64,
         at: i64,
     ) -> Result<(), StoreError>;
-    /// Makes an incomplete item complete, with its final size and SHA-256.
+    /// Makes an incomplete item complete, with its final size and SHA-256, joining it to a
+    /// delivery in the same transaction.
     fn complete_upload(
         &self,
         name: &ItemName,
         size: u64,
         sha256: &str,
         at: i64,
+        join: Option<&DeliveryJoin>,
     ) -> Result<(), StoreError>;
     /// Incomplete items without activity since `idle_since`.
     fn stale_uploads(&self, idle_since: i64, limit: usize) -> Result<Vec<ItemName>, StoreError>;

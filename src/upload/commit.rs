@@ -6,7 +6,7 @@ use crate::blobs::{BlobError, BlobStore, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
 use crate::server::AppError;
 use crate::state::State;
-use crate::store::{Item, ItemState, MetaStore, StoreError, Uploader};
+use crate::store::{DeliveryJoin, Item, ItemState, MetaStore, StoreError, Uploader};
 use std::sync::Arc;
 
 /// A fully received file waiting for its commit.
@@ -38,9 +38,17 @@ pub async fn commit(
     meta: UploadMeta,
 ) -> Result<Vec<Item>, AppError> {
     let (store, blobs) = (Arc::clone(&state.store), state.blobs.clone());
-    tokio::task::spawn_blocking(move || commit_blocking(store.as_ref(), &blobs, staged, &meta))
-        .await
-        .map_err(|e| AppError::Internal(format!("commit task: {e}")))?
+    let join = crate::alerts::delivery_join(
+        state.config.batch_window,
+        &meta.uploader,
+        meta.reference.as_deref(),
+        meta.created_at,
+    )?;
+    tokio::task::spawn_blocking(move || {
+        commit_blocking(store.as_ref(), &blobs, staged, &meta, &join)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("commit task: {e}")))?
 }
 
 fn commit_blocking(
@@ -48,6 +56,7 @@ fn commit_blocking(
     blobs: &BlobStore,
     staged: Vec<Staged>,
     meta: &UploadMeta,
+    join: &DeliveryJoin,
 ) -> Result<Vec<Item>, AppError> {
     let mut items = Vec::with_capacity(staged.len());
     let mut placed: Vec<ItemName> = Vec::with_capacity(staged.len());
@@ -81,7 +90,7 @@ fn commit_blocking(
                 comment: meta.comment.clone(),
             });
         }
-        store.insert(&items).map_err(|e| match e {
+        store.insert(&items, Some(join)).map_err(|e| match e {
             StoreError::NameTaken(n) => {
                 AppError::Internal(format!("item name {n} taken concurrently"))
             }

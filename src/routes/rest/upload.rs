@@ -272,9 +272,15 @@ async fn append(
             std::sync::Arc::clone(&state.store),
             name.clone(),
         );
+        let join = crate::alerts::delivery_join(
+            state.config.batch_window,
+            &item.uploader,
+            item.reference.as_deref(),
+            now,
+        )?;
         tokio::task::spawn_blocking(move || -> Result<(), AppError> {
             blobs.finish_partial(&n)?;
-            store.complete_upload(&n, size, &sha256, now)?;
+            store.complete_upload(&n, size, &sha256, now, Some(&join))?;
             Ok(())
         })
         .await

@@ -1,13 +1,17 @@
 //! SQLite (WAL) implementation of [`MetaStore`]: item queries here, resumable-upload queries in
 //! [`uploads`], the schema and its migrations in [`schema`].
 
+mod outbox;
 mod schema;
 mod uploads;
 
-use super::{Item, ItemState, ListPage, ListQuery, MetaStore, StoreError, Transaction, Uploader};
+use super::{
+    AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Item, ItemState, ListPage,
+    ListQuery, MetaStore, Outbox, StoreError, Transaction, Uploader,
+};
 use crate::items::ItemName;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -124,10 +128,20 @@ fn like_pattern(search: &str) -> String {
 }
 
 impl MetaStore for SqliteStore {
-    fn insert(&self, items: &[Item]) -> Result<(), StoreError> {
+    fn insert(&self, items: &[Item], join: Option<&DeliveryJoin>) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         insert_items(&tx, items)?;
+        if let (Some(join), Some(first)) = (join, items.first()) {
+            let names: Vec<&ItemName> = items.iter().map(|i| &i.name).collect();
+            outbox::join(
+                &tx,
+                join,
+                &first.uploader,
+                first.reference.as_deref(),
+                &names,
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -282,8 +296,25 @@ impl MetaStore for SqliteStore {
         size: u64,
         sha256: &str,
         at: i64,
+        join: Option<&DeliveryJoin>,
     ) -> Result<(), StoreError> {
-        uploads::complete(&self.conn(), name, size, sha256, at)
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        uploads::complete(&tx, name, size, sha256, at)?;
+        if let Some(join) = join {
+            let item = tx
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE name = ?1"))?
+                .query_row([name.as_str()], item_from_row)?;
+            outbox::join(
+                &tx,
+                join,
+                &item.uploader,
+                item.reference.as_deref(),
+                &[name],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn stale_uploads(&self, idle_since: i64, limit: usize) -> Result<Vec<ItemName>, StoreError> {
@@ -321,6 +352,49 @@ impl MetaStore for SqliteStore {
     }
 }
 
+impl Outbox for SqliteStore {
+    fn close_due_deliveries(
+        &self,
+        now: i64,
+        channels: &[(String, Vec<String>)],
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = outbox::close_due(&tx, now, channels)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn due_alerts(&self, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError> {
+        outbox::due_alerts(&self.conn(), now, limit)
+    }
+
+    fn next_alert_due(&self) -> Result<Option<i64>, StoreError> {
+        outbox::next_due(&self.conn())
+    }
+
+    fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
+        outbox::delivery(&self.conn(), id)
+    }
+
+    fn record_alert(
+        &self,
+        task: &AlertTask,
+        outcome: &AlertOutcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        outbox::record(&self.conn(), task, outcome, now)
+    }
+
+    fn alert_status(&self, names: &[String]) -> Result<HashMap<String, AlertStatus>, StoreError> {
+        outbox::status(&self.conn(), names)
+    }
+
+    fn failing_since(&self) -> Result<Option<i64>, StoreError> {
+        outbox::failing_since(&self.conn())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,10 +426,13 @@ mod tests {
     fn insert_list_search_delete() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
-        s.insert(&[
-            item("AAAAAAAA", 1, "one.tgz", Some("CASE-1")),
-            item("CCCCCCCC", 2, "two_%.tgz", None),
-        ])
+        s.insert(
+            &[
+                item("AAAAAAAA", 1, "one.tgz", Some("CASE-1")),
+                item("CCCCCCCC", 2, "two_%.tgz", None),
+            ],
+            None,
+        )
         .unwrap();
         let all = s
             .list(&ListQuery {
@@ -382,7 +459,7 @@ mod tests {
             .unwrap();
         assert_eq!(literal.items.len(), 1, "% and _ match literally");
         assert!(matches!(
-            s.insert(&[item("AAAAAAAA", 3, "x", None)]),
+            s.insert(&[item("AAAAAAAA", 3, "x", None)], None),
             Err(StoreError::NameTaken(_))
         ));
         let name = ItemName::parse("AAAAAAAA").unwrap();
@@ -412,7 +489,7 @@ mod tests {
         assert_eq!((t.item.size, t.total, t.updated_at), (1000, 3001, 150));
         assert_eq!(s.stale_uploads(149, 10).unwrap(), vec![]);
         assert_eq!(s.stale_uploads(150, 10).unwrap(), vec![name.clone()]);
-        s.complete_upload(&name, 3000, "ff", 160).unwrap();
+        s.complete_upload(&name, 3000, "ff", 160, None).unwrap();
         let t = s.find_upload("txhash").unwrap().unwrap();
         assert_eq!(
             (t.item.state, t.item.size, t.item.sha256.as_str()),
@@ -442,7 +519,7 @@ mod tests {
             conn.pragma_update(None, "user_version", 1).unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
-        s.insert(&[item("EEEEEEEE", 1, "x", None)]).unwrap();
+        s.insert(&[item("EEEEEEEE", 1, "x", None)], None).unwrap();
         assert!(s.find_upload("none").unwrap().is_none());
     }
 }

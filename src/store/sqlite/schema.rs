@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 2] = [
+pub(super) const MIGRATIONS: [&str; 3] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -33,6 +33,34 @@ pub(super) const MIGRATIONS: [&str; 2] = [
     ALTER TABLE items ADD COLUMN updated_at INTEGER;
     CREATE UNIQUE INDEX items_tx ON items (tx_hash) WHERE tx_hash IS NOT NULL;
     CREATE INDEX items_incomplete ON items (updated_at) WHERE deleted_at IS NULL AND state = 'incomplete';",
+    // 3: deliveries (batches of items from one uploader) and their alerts, the outbox.
+    "CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        batch_key       TEXT NOT NULL,
+        uploader        TEXT NOT NULL,
+        client_ip       TEXT NOT NULL,
+        user_agent      TEXT NOT NULL,
+        reference       TEXT,
+        opened_at       INTEGER NOT NULL,
+        due_at          INTEGER NOT NULL,
+        closed_at       INTEGER
+    );
+    CREATE INDEX deliveries_open ON deliveries (batch_key, due_at) WHERE closed_at IS NULL;
+    ALTER TABLE items ADD COLUMN delivery_id INTEGER REFERENCES deliveries (id);
+    CREATE INDEX items_delivery ON items (delivery_id);
+    CREATE TABLE alerts (
+        delivery_id     INTEGER NOT NULL REFERENCES deliveries (id),
+        channel         TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        delivered_at    INTEGER,
+        PRIMARY KEY (delivery_id, channel)
+    );
+    CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE state IN ('pending', 'failing');",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -1,0 +1,105 @@
+//! Deliveries and their alerts: the outbox that makes "support is told" durable.
+//!
+//! Every completed item joins a *delivery* (what one uploader sends in one go) in the same
+//! transaction that makes it visible. A delivery stays open while more items arrive within the
+//! batch window; once it is due, closing it creates one alert row per channel. Alert rows are
+//! retried until delivered or given up, and survive restarts.
+
+use super::{Item, StoreError, Uploader};
+use std::collections::HashMap;
+
+/// How a newly completed item joins a delivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryJoin {
+    /// Items with the same key (credential label, client IP, reference) join one delivery.
+    pub batch_key: String,
+    pub now: i64,
+    /// Seconds of quiet after which the delivery is due.
+    pub window: i64,
+    /// The idempotency key to use if this item opens a new delivery.
+    pub new_idempotency_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    /// Carried by every attempt to every channel, so receivers can drop duplicates.
+    pub idempotency_key: String,
+    pub uploader: Uploader,
+    pub reference: Option<String>,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    /// Its items (deleted ones included: the alert still lists what arrived).
+    pub items: Vec<Item>,
+    /// Names of those items deleted (or expired) since.
+    pub deleted: Vec<String>,
+}
+
+/// One channel's alert for one delivery, due for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertTask {
+    pub delivery_id: i64,
+    pub channel: String,
+    pub attempts: u32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum AlertOutcome {
+    Delivered,
+    Retry { error: String, next_attempt_at: i64 },
+    GaveUp { error: String },
+}
+
+/// What operators see about the alert of an item's delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertStatus {
+    /// The delivery is still open (more files may join within the batch window).
+    Collecting,
+    Pending,
+    Delivered,
+    /// Retrying; the last error.
+    Failing(String),
+    /// Given up after `alert_retry_for`; the last error.
+    Failed(String),
+    /// Closed with no channel that wanted it.
+    NoChannel,
+}
+
+impl AlertStatus {
+    pub fn label(&self) -> String {
+        match self {
+            AlertStatus::Collecting => "waiting for more files".into(),
+            AlertStatus::Pending => "pending".into(),
+            AlertStatus::Delivered => "delivered".into(),
+            AlertStatus::Failing(e) => format!("failing: {e}"),
+            AlertStatus::Failed(e) => format!("failed: {e}"),
+            AlertStatus::NoChannel => "no alert channel".into(),
+        }
+    }
+}
+
+pub trait Outbox: Send + Sync {
+    /// Closes deliveries due at `now`, creating a pending alert for every channel whose label
+    /// filter accepts the uploader. `channels` are (name, only_labels). Returns how many closed.
+    fn close_due_deliveries(
+        &self,
+        now: i64,
+        channels: &[(String, Vec<String>)],
+    ) -> Result<usize, StoreError>;
+    /// Alerts due for an attempt.
+    fn due_alerts(&self, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError>;
+    /// When the next alert attempt or delivery closing is due, if any.
+    fn next_alert_due(&self) -> Result<Option<i64>, StoreError>;
+    fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError>;
+    fn record_alert(
+        &self,
+        task: &AlertTask,
+        outcome: &AlertOutcome,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Alert status of the deliveries of these items (by item name).
+    fn alert_status(&self, names: &[String]) -> Result<HashMap<String, AlertStatus>, StoreError>;
+    /// When the oldest alert still being retried was created.
+    fn failing_since(&self) -> Result<Option<i64>, StoreError>;
+}

@@ -1,0 +1,224 @@
+//! Queries of the outbox: deliveries and their per-channel alerts.
+
+use super::{COLUMNS, item_from_row};
+use crate::items::ItemName;
+use crate::store::{
+    AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, StoreError, Uploader,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+
+/// Adds items to the uploader's open delivery (pushing its due time back), or opens one.
+/// Runs inside the caller's transaction.
+pub fn join(
+    conn: &Connection,
+    join: &DeliveryJoin,
+    uploader: &Uploader,
+    reference: Option<&str>,
+    names: &[&ItemName],
+) -> Result<(), StoreError> {
+    let due = join.now.saturating_add(join.window);
+    let open: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE batch_key = ?1 AND closed_at IS NULL AND due_at > ?2
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![join.batch_key, join.now], |r| r.get(0))
+        .optional()?;
+    let id = match open {
+        Some(id) => {
+            conn.execute(
+                "UPDATE deliveries SET due_at = ?2 WHERE id = ?1",
+                params![id, due],
+            )?;
+            id
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO deliveries (idempotency_key, batch_key, uploader, client_ip, user_agent, reference,
+                 opened_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    join.new_idempotency_key,
+                    join.batch_key,
+                    uploader.label,
+                    uploader.client_ip,
+                    uploader.user_agent,
+                    reference,
+                    join.now,
+                    due
+                ],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
+    let mut stmt = conn.prepare_cached("UPDATE items SET delivery_id = ?2 WHERE name = ?1")?;
+    for name in names {
+        stmt.execute(params![name.as_str(), id])?;
+    }
+    Ok(())
+}
+
+pub fn close_due(
+    conn: &Connection,
+    now: i64,
+    channels: &[(String, Vec<String>)],
+) -> Result<usize, StoreError> {
+    let due: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, uploader FROM deliveries WHERE closed_at IS NULL AND due_at <= ?1",
+        )?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO alerts (delivery_id, channel, state, created_at, next_attempt_at)
+         VALUES (?1, ?2, 'pending', ?3, ?3)",
+    )?;
+    for (id, label) in &due {
+        for (channel, only) in channels {
+            if only.is_empty() || only.contains(label) {
+                insert.execute(params![id, channel, now])?;
+            }
+        }
+        conn.execute(
+            "UPDATE deliveries SET closed_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+    }
+    Ok(due.len())
+}
+
+pub fn due_alerts(conn: &Connection, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError> {
+    let tasks = conn
+        .prepare_cached(
+            "SELECT delivery_id, channel, attempts, created_at FROM alerts
+             WHERE state IN ('pending', 'failing') AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+        )?
+        .query_map(params![now, limit as i64], |r| {
+            Ok(AlertTask { delivery_id: r.get(0)?, channel: r.get(1)?, attempts: r.get(2)?, created_at: r.get(3)? })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(tasks)
+}
+
+pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    let next: Option<i64> = conn.query_row(
+        "SELECT min(t) FROM (
+            SELECT min(next_attempt_at) AS t FROM alerts WHERE state IN ('pending', 'failing')
+            UNION ALL SELECT min(due_at) FROM deliveries WHERE closed_at IS NULL)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(next)
+}
+
+pub fn delivery(conn: &Connection, id: i64) -> Result<Option<Delivery>, StoreError> {
+    let head = conn
+        .prepare_cached(
+            "SELECT idempotency_key, uploader, client_ip, user_agent, reference, opened_at, closed_at
+             FROM deliveries WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(Delivery {
+                id,
+                idempotency_key: r.get(0)?,
+                uploader: Uploader { label: r.get(1)?, client_ip: r.get(2)?, user_agent: r.get(3)? },
+                reference: r.get(4)?,
+                opened_at: r.get(5)?,
+                closed_at: r.get(6)?,
+                items: Vec::new(),
+                deleted: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut delivery) = head else {
+        return Ok(None);
+    };
+    delivery.items = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM items WHERE delivery_id = ?1 ORDER BY created_at, rowid"
+        ))?
+        .query_map([id], item_from_row)?
+        .collect::<Result<_, _>>()?;
+    delivery.deleted = conn
+        .prepare_cached("SELECT name FROM items WHERE delivery_id = ?1 AND deleted_at IS NOT NULL")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(delivery))
+}
+
+pub fn record(
+    conn: &Connection,
+    task: &AlertTask,
+    outcome: &AlertOutcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (state, error, next, delivered) = match outcome {
+        AlertOutcome::Delivered => ("delivered", None, now, Some(now)),
+        AlertOutcome::Retry {
+            error,
+            next_attempt_at,
+        } => ("failing", Some(error.as_str()), *next_attempt_at, None),
+        AlertOutcome::GaveUp { error } => ("failed", Some(error.as_str()), now, None),
+    };
+    conn.execute(
+        "UPDATE alerts SET state = ?3, attempts = attempts + 1, last_error = coalesce(?4, last_error),
+         next_attempt_at = ?5, delivered_at = ?6 WHERE delivery_id = ?1 AND channel = ?2",
+        params![task.delivery_id, task.channel, state, error, next, delivered],
+    )?;
+    Ok(())
+}
+
+pub fn status(
+    conn: &Connection,
+    names: &[String],
+) -> Result<HashMap<String, AlertStatus>, StoreError> {
+    let mut out = HashMap::new();
+    let mut item_stmt = conn.prepare_cached(
+        "SELECT d.id, d.closed_at FROM items i JOIN deliveries d ON d.id = i.delivery_id WHERE i.name = ?1",
+    )?;
+    let mut alert_stmt =
+        conn.prepare_cached("SELECT state, last_error FROM alerts WHERE delivery_id = ?1")?;
+    for name in names {
+        let Some((id, closed)) = item_stmt
+            .query_row([name], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .optional()?
+        else {
+            continue;
+        };
+        let alerts: Vec<(String, Option<String>)> = alert_stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let error = |state: &str| {
+            alerts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map(|(_, e)| e.clone().unwrap_or_default())
+        };
+        let summary = if closed.is_none() {
+            AlertStatus::Collecting
+        } else if alerts.is_empty() {
+            AlertStatus::NoChannel
+        } else if let Some(e) = error("failed") {
+            AlertStatus::Failed(e)
+        } else if let Some(e) = error("failing") {
+            AlertStatus::Failing(e)
+        } else if alerts.iter().all(|(s, _)| s == "delivered") {
+            AlertStatus::Delivered
+        } else {
+            AlertStatus::Pending
+        };
+        out.insert(name.clone(), summary);
+    }
+    Ok(out)
+}
+
+pub fn failing_since(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    let t: Option<i64> = conn.query_row(
+        "SELECT min(created_at) FROM alerts WHERE state = 'failing'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(t)
+}
