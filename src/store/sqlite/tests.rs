@@ -1,0 +1,213 @@
+//! Tests of the SQLite store.
+
+use super::*;
+
+fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> Item {
+    Item {
+        name: ItemName::parse(name).unwrap(),
+        filename: filename.into(),
+        content_type: "application/octet-stream".into(),
+        size: 3,
+        sha256: "ab".repeat(32),
+        state: ItemState::Complete,
+        created_at: created,
+        completed_at: Some(created),
+        expires_at: Some(created + 10),
+        downloaded_at: None,
+        locked: false,
+        uploader: Uploader {
+            label: "customers".into(),
+            client_ip: "127.0.0.1".into(),
+            user_agent: "curl".into(),
+        },
+        reference: reference.map(Into::into),
+        comment: None,
+    }
+}
+
+#[test]
+fn insert_list_search_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+    s.insert(
+        &[
+            item("AAAAAAAA", 1, "one.tgz", Some("CASE-1")),
+            item("CCCCCCCC", 2, "two_%.tgz", None),
+        ],
+        None,
+    )
+    .unwrap();
+    let all = s
+        .list(&ListQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.total, 2);
+    assert_eq!(all.items[0].name.as_str(), "CCCCCCCC", "newest first");
+    let by_ref = s
+        .list(&ListQuery {
+            search: Some("case-1".into()),
+            limit: 10,
+            offset: 0,
+        })
+        .unwrap();
+    assert_eq!(by_ref.items.len(), 1);
+    let literal = s
+        .list(&ListQuery {
+            search: Some("_%".into()),
+            limit: 10,
+            offset: 0,
+        })
+        .unwrap();
+    assert_eq!(literal.items.len(), 1, "% and _ match literally");
+    assert!(matches!(
+        s.insert(&[item("AAAAAAAA", 3, "x", None)], None),
+        Err(StoreError::NameTaken(_))
+    ));
+    let name = ItemName::parse("AAAAAAAA").unwrap();
+    assert_eq!(s.expired(11, 10).unwrap(), vec![name.clone()]);
+    assert!(s.mark_deleted(&name, 5, "test").unwrap());
+    assert!(s.get(&name).unwrap().is_none());
+    assert!(s.name_used(&name).unwrap(), "deleted names stay used");
+    assert_eq!(s.live_names().unwrap().len(), 1);
+    let walked = s.list_by_name(None, 1).unwrap();
+    assert_eq!(walked[0].name.as_str(), "CCCCCCCC");
+    assert!(s.list_by_name(Some(&walked[0].name), 1).unwrap().is_empty());
+}
+
+#[test]
+fn resumable_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+    let mut it = item("DDDDDDDD", 100, "big.bin", None);
+    it.state = ItemState::Incomplete;
+    it.sha256 = String::new();
+    it.size = 0;
+    s.begin_upload(&it, "txhash", 3000).unwrap();
+    let name = it.name.clone();
+    assert_eq!(s.incomplete_names().unwrap().len(), 1);
+    s.record_progress(&name, 1000, 3001, 150).unwrap();
+    let t = s.find_upload("txhash").unwrap().unwrap();
+    assert_eq!((t.item.size, t.total, t.updated_at), (1000, 3001, 150));
+    assert_eq!(s.stale_uploads(149, 10).unwrap(), vec![]);
+    assert_eq!(s.stale_uploads(150, 10).unwrap(), vec![name.clone()]);
+    s.complete_upload(&name, 3000, "ff", 160, None).unwrap();
+    let t = s.find_upload("txhash").unwrap().unwrap();
+    assert_eq!(
+        (t.item.state, t.item.size, t.item.sha256.as_str()),
+        (ItemState::Complete, 3000, "ff")
+    );
+    assert!(s.incomplete_names().unwrap().is_empty());
+    s.record_progress(&name, 1, 1, 170).unwrap();
+    assert_eq!(
+        s.find_upload("txhash").unwrap().unwrap().item.size,
+        3000,
+        "complete items never change"
+    );
+    assert!(s.find_upload("other").unwrap().is_none());
+    s.modify(&name, Some("renamed.bin"), None).unwrap();
+    s.set_locked(&name, true).unwrap();
+    let got = s.get(&name).unwrap().unwrap();
+    assert_eq!((got.filename.as_str(), got.locked), ("renamed.bin", true));
+}
+
+#[test]
+fn migrates_a_version_1_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    s.insert(&[item("EEEEEEEE", 1, "x", None)], None).unwrap();
+    assert!(s.find_upload("none").unwrap().is_none());
+}
+
+fn join(key: &str, now: i64, idem: &str) -> DeliveryJoin {
+    DeliveryJoin {
+        batch_key: key.into(),
+        now,
+        window: 60,
+        new_idempotency_key: idem.into(),
+    }
+}
+
+#[test]
+fn deliveries_batch_items_and_alerts_follow_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+    // Two uploads 30 s apart with the same key: one delivery; another key: its own.
+    s.insert(
+        &[item("AAAAAAAA", 100, "a", None)],
+        Some(&join("k1", 100, "idem1")),
+    )
+    .unwrap();
+    s.insert(
+        &[item("CCCCCCCC", 130, "c", None)],
+        Some(&join("k1", 130, "unused")),
+    )
+    .unwrap();
+    s.insert(
+        &[item("DDDDDDDD", 131, "d", None)],
+        Some(&join("k2", 131, "idem2")),
+    )
+    .unwrap();
+    let status = s
+        .alert_status(&["AAAAAAAA".into(), "DDDDDDDD".into()])
+        .unwrap();
+    assert_eq!(status["AAAAAAAA"], AlertStatus::Collecting);
+    // Nothing is due before the window has passed since the last item.
+    assert_eq!(s.next_alert_due().unwrap(), Some(190));
+    let channels = vec![
+        ("all".to_string(), vec![]),
+        ("vip".to_string(), vec!["vip".to_string()]),
+    ];
+    assert_eq!(s.close_due_deliveries(189, &channels).unwrap(), 0);
+    assert_eq!(s.close_due_deliveries(191, &channels).unwrap(), 2);
+    let tasks = s.due_alerts(191, 10).unwrap();
+    assert_eq!(
+        tasks.len(),
+        2,
+        "one per delivery: `vip` wants no `customers` upload"
+    );
+    let first = s.delivery(tasks[0].delivery_id).unwrap().unwrap();
+    assert_eq!(first.idempotency_key, "idem1");
+    assert_eq!(first.items.len(), 2);
+    s.record_alert(
+        &tasks[0],
+        &AlertOutcome::Retry {
+            error: "down".into(),
+            next_attempt_at: 300,
+        },
+        191,
+    )
+    .unwrap();
+    assert_eq!(s.failing_since().unwrap(), Some(191));
+    assert_eq!(
+        s.alert_status(&["CCCCCCCC".into()]).unwrap()["CCCCCCCC"],
+        AlertStatus::Failing("down".into())
+    );
+    assert_eq!(
+        s.due_alerts(250, 10).unwrap().len(),
+        1,
+        "the failing one waits for its backoff"
+    );
+    s.record_alert(&tasks[0], &AlertOutcome::Delivered, 300)
+        .unwrap();
+    assert_eq!(
+        s.alert_status(&["AAAAAAAA".into()]).unwrap()["AAAAAAAA"],
+        AlertStatus::Delivered
+    );
+    assert_eq!(s.failing_since().unwrap(), None);
+    // Deleted items stay in their delivery, marked deleted.
+    s.mark_deleted(&ItemName::parse("CCCCCCCC").unwrap(), 400, "t")
+        .unwrap();
+    let again = s.delivery(tasks[0].delivery_id).unwrap().unwrap();
+    assert_eq!(
+        (again.items.len(), again.deleted.clone()),
+        (2, vec!["CCCCCCCC".to_string()])
+    );
+}
