@@ -1,6 +1,7 @@
 //! bepasty's REST API under `/apis/rest`: limits, item metadata, and the operations on items
 //! (modify, delete, lock, unlock). Uploads are in [`upload`].
 
+mod chunk;
 pub mod upload;
 
 use super::{require, visible_item};
