@@ -250,6 +250,11 @@ fn validate_secrets(raw: Vec<RawSecret>) -> Result<Vec<SecretSpec>, ConfigError>
                 "secrets: every secret needs a non-empty label".into(),
             ));
         }
+        if label == "anonymous" {
+            return Err(ConfigError::Invalid(
+                "secrets: the label `anonymous` is reserved for requests without a secret".into(),
+            ));
+        }
         if out.iter().any(|o| o.label == label) {
             return Err(ConfigError::Invalid(format!(
                 "secrets: label `{label}` is used twice"

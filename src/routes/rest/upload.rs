@@ -189,7 +189,7 @@ async fn continuation(state: &State, who: &Principal, token: &str) -> Result<Ite
     let tx = blocking(&state.store, move |s| s.find_upload(&hash))
         .await?
         .ok_or_else(unknown_transaction)?;
-    if Some(tx.item.uploader.label.as_str()) != who.label.as_deref() {
+    if tx.item.uploader.label != who.label_or_anonymous() {
         return Err(AppError::Forbidden(
             "this transaction belongs to another credential".into(),
         ));
@@ -230,7 +230,7 @@ pub async fn offset(state: &State, req: Request) -> Result<Response, AppError> {
     let tx = blocking(&state.store, move |s| s.find_upload(&hash))
         .await?
         .ok_or(AppError::NotFound)?;
-    if Some(tx.item.uploader.label.as_str()) != who.label.as_deref() {
+    if tx.item.uploader.label != who.label_or_anonymous() {
         return Err(AppError::Forbidden(
             "this transaction belongs to another credential".into(),
         ));
