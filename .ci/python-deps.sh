@@ -1,0 +1,53 @@
+#!/bin/sh
+# Installs what tests/rest_clients.rs needs: a Python venv with the real bepasty-client-cli 0.3.0
+# (PyPI), python-magic 0.4.6 (the version whose result is bytes, which 0.3.0 needs for its type
+# guess) and requests (for the OpenSVC agent replay). Also libmagic1 and python3-venv from
+# Debian when they are missing. Idempotent; run as root on a fresh Debian 12 machine.
+# The venv path is $SFX_TEST_VENV (default /tmp/sfx-test-venv), the same variable the tests read.
+# Then: SFX_REQUIRE_PYTHON_CLIENTS=1 cargo test --test rest_clients
+set -eu
+
+venv="${SFX_TEST_VENV:-/tmp/sfx-test-venv}"
+
+# Any python3 >= 3.8 with a working venv module will do; prefer the one on PATH (pyenv here),
+# then Debian's.
+python=""
+for candidate in python3 /usr/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        python="$candidate"
+        break
+    fi
+done
+
+need_apt=""
+[ -n "$python" ] || need_apt="python3 python3-venv"
+# libmagic itself (python-magic loads it with ctypes at import time).
+if ! ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1'; then
+    need_apt="$need_apt libmagic1"
+fi
+if [ -n "$need_apt" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    # shellcheck disable=SC2086
+    apt-get install -y $need_apt
+    [ -n "$python" ] || python=/usr/bin/python3
+fi
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet 'bepasty-client-cli==0.3.0' 'python-magic==0.4.6' requests
+
+# Fail here, not in the tests, if the pieces do not load.
+"$venv/bin/python" - <<'EOF'
+import importlib.metadata as md
+import magic, requests
+from bepasty_cli.cli import main  # noqa: F401
+print("bepasty-client-cli", md.version("bepasty-client-cli"),
+      "python-magic", md.version("python-magic"),
+      "requests", requests.__version__)
+assert md.version("bepasty-client-cli") == "0.3.0"
+assert isinstance(magic.from_buffer(b"hello world\n", mime=True), bytes)
+EOF

@@ -1,0 +1,561 @@
+//! The real REST clients against the real server: bepasty-client-cli 0.3.0 from PyPI (run
+//! unchanged through `tests/clients/bcc_run.py`, which only stringifies its int Content-Length)
+//! and a python-requests replay of the OpenSVC agent's upload (`tests/clients/opensvc_replay.py`).
+//! Case ids (B1, B2, ...) are those of shared/reference/clients.md section 7.
+//!
+//! Needs a venv with bepasty-client-cli 0.3.0, python-magic 0.4.6 and requests at
+//! `$SFX_TEST_VENV` (default /tmp/sfx-test-venv), made by `.ci/python-deps.sh`. Without it these
+//! tests print "skipped: ..." and pass, unless `SFX_REQUIRE_PYTHON_CLIENTS=1`, which makes them
+//! fail instead. Everything talks to 127.0.0.1 only.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+const ITEMS: &str = "/apis/rest/items";
+const MIB: usize = 1 << 20;
+
+fn venv_dir() -> PathBuf {
+    std::env::var_os("SFX_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/sfx-test-venv"))
+}
+
+/// The venv's python, if it has the clients; otherwise skip (or fail when required).
+fn venv_python() -> Option<PathBuf> {
+    let venv = venv_dir();
+    let python = venv.join("bin/python");
+    let usable = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import bepasty_cli.cli, magic, requests"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !usable {
+        assert!(
+            std::env::var("SFX_REQUIRE_PYTHON_CLIENTS").as_deref() != Ok("1"),
+            "SFX_REQUIRE_PYTHON_CLIENTS=1 but {} has no bepasty-client-cli/python-magic/requests \
+             (run .ci/python-deps.sh)",
+            venv.display()
+        );
+        println!(
+            "skipped: no Python client venv at {} (run .ci/python-deps.sh)",
+            venv.display()
+        );
+        return None;
+    }
+    Some(python)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+struct Run {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+    /// One entry per request (bcc_run.py's BCC_TRACE).
+    trace: Vec<Value>,
+}
+
+/// Runs a Python script of tests/clients with the venv's python, in `cwd`, never through a
+/// proxy, with stdin from `stdin` (or empty).
+async fn run_python(
+    python: &Path,
+    cwd: &Path,
+    script_name: &str,
+    args: &[&str],
+    stdin: Option<&Path>,
+) -> Run {
+    let trace = cwd.join(format!("trace-{}.jsonl", rand_suffix()));
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg(script(script_name))
+        .args(args)
+        .current_dir(cwd)
+        .env("BCC_TRACE", &trace)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", "*")
+        .env("no_proxy", "*")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(match stdin {
+        Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
+        None => Stdio::null(),
+    });
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the client finished in time")
+        .expect("python runs");
+    let trace = std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let run = Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        trace,
+    };
+    println!(
+        "--- {script_name} {args:?}\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    run
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    hex::encode(b)
+}
+
+/// Runs `bepasty-cli` (0.3.0, through the launcher).
+async fn bepasty_cli(python: &Path, cwd: &Path, args: &[&str], stdin: Option<&Path>) -> Run {
+    run_python(python, cwd, "bcc_run.py", args, stdin).await
+}
+
+fn h<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+fn sha_file(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// The two URL lines bepasty-cli prints after a 201; returns the item name.
+#[track_caller]
+fn printed_item(run: &Run, base: &str) -> String {
+    assert!(run.status.success(), "exit status {:?}", run.status);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with("File was successfully uploaded and can be found here:"))
+        .unwrap_or_else(|| panic!("no success message in:\n{}", run.stdout));
+    let api = lines.get(at + 1).expect("REST URL line");
+    let page = lines.get(at + 2).expect("page URL line");
+    let rest = api
+        .strip_prefix(&format!("{base}{ITEMS}/"))
+        .unwrap_or_else(|| panic!("{api} is not {base}{ITEMS}/<name>"));
+    assert!(!rest.is_empty() && !rest.contains('/'), "{api}");
+    assert_eq!(*page, format!("{base}/{rest}"));
+    rest.to_string()
+}
+
+/// Downloads with the admin secret and compares with the source file.
+async fn assert_same(srv: &TestServer, name: &str, source: &Path) -> Value {
+    let resp = client()
+        .get(srv.url(&format!("{ITEMS}/{name}/download")))
+        .basic_auth("user", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    assert!(body == std::fs::read(source).unwrap(), "bytes differ");
+    let meta: Value = client()
+        .get(srv.url(&format!("{ITEMS}/{name}")))
+        .basic_auth("user", Some(ADMIN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fm = meta["file-meta"].clone();
+    assert_eq!(fm["hash"], sha_file(source));
+    assert_eq!(fm["complete"], true);
+    fm
+}
+
+// ---------------------------------------------------------------------------------------------
+// bepasty-cli 0.3.0
+
+/// B1: a 3000-byte file in one request; the two URL lines; the bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bepasty_cli_small_file() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "small.bin", 3000, 1);
+    let base = format!("http://{}", srv.addr);
+    let run = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", CUSTOMER, "small.bin"],
+        None,
+    )
+    .await;
+    let name = printed_item(&run, &base);
+    assert!(run.stdout.contains("guessed filetype: "), "libmagic guess");
+    assert_eq!(run.trace.len(), 1);
+    let t = &run.trace[0];
+    assert_eq!(t["url"], format!("{base}{ITEMS}"));
+    assert_eq!(h(&t["headers"], "content-range"), Some("bytes 0-2999/3000"));
+    assert_eq!(h(&t["headers"], "content-length"), Some("4000"));
+    assert_eq!(h(&t["headers"], "content-filename"), Some("small.bin"));
+    assert_eq!(
+        h(&t["headers"], "authorization"),
+        Some("Basic dXNlcjpzdXBwb3J0")
+    );
+    assert!(h(&t["headers"], "transaction-id").is_none());
+    assert_eq!(t["status"], 201);
+    assert!(h(&t["response_headers"], "transaction-id").is_some());
+    let fm = assert_same(&srv, &name, &file).await;
+    assert_eq!(fm["filename"], "small.bin");
+    assert_eq!(fm["size"], 3000);
+    // The second printed line is the item's web page.
+    let page = client()
+        .get(srv.url(&format!("/{name}")))
+        .basic_auth("user", Some(READER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    srv.stop().await;
+}
+
+/// B2/B8: a 3.5 MiB file in four 1 MiB chunks: 200, 200, 200, 201, one Transaction-ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bepasty_cli_chunked_file() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "big.bin", 3 * MIB + MIB / 2, 2);
+    let base = format!("http://{}", srv.addr);
+    let path = file.to_str().unwrap();
+    let run = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", CUSTOMER, path],
+        None,
+    )
+    .await;
+    let name = printed_item(&run, &base);
+    let ranges: Vec<&str> = run
+        .trace
+        .iter()
+        .map(|t| h(&t["headers"], "content-range").unwrap())
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            "bytes 0-1048575/3670016",
+            "bytes 1048576-2097151/3670016",
+            "bytes 2097152-3145727/3670016",
+            "bytes 3145728-3670015/3670016",
+        ]
+    );
+    let statuses: Vec<u64> = run
+        .trace
+        .iter()
+        .map(|t| t["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 200, 201]);
+    for t in &run.trace[..3] {
+        assert_eq!(t["body_len"], 1_398_104);
+    }
+    let tid = h(&run.trace[0]["response_headers"], "transaction-id")
+        .expect("Transaction-ID on the 200")
+        .to_string();
+    assert!(h(&run.trace[0]["headers"], "transaction-id").is_none());
+    for t in &run.trace[1..] {
+        assert_eq!(h(&t["headers"], "transaction-id"), Some(tid.as_str()));
+        assert_eq!(
+            h(&t["response_headers"], "transaction-id"),
+            Some(tid.as_str())
+        );
+    }
+    assert_eq!(
+        h(&run.trace[3]["response_headers"], "content-location"),
+        Some(format!("{ITEMS}/{name}").as_str())
+    );
+    let fm = assert_same(&srv, &name, &file).await;
+    // 0.3.0 sends the path as typed; the stored name is its last component.
+    assert_eq!(fm["filename"], "big.bin");
+    srv.stop().await;
+}
+
+/// B3: 3.5 MiB from stdin with `-n piped.bin`: totals grow until the last chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bepasty_cli_stdin_growing_totals() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "source.bin", 3 * MIB + MIB / 2, 3);
+    let base = format!("http://{}", srv.addr);
+    let run = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", CUSTOMER, "-n", "piped.bin"],
+        Some(&file),
+    )
+    .await;
+    let name = printed_item(&run, &base);
+    let totals: Vec<&str> = run
+        .trace
+        .iter()
+        .map(|t| {
+            h(&t["headers"], "content-range")
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(totals, vec!["1048577", "2097153", "3145729", "3670016"]);
+    let statuses: Vec<u64> = run
+        .trace
+        .iter()
+        .map(|t| t["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 200, 201]);
+    for t in &run.trace {
+        assert_eq!(h(&t["headers"], "content-filename"), Some("piped.bin"));
+    }
+    let fm = assert_same(&srv, &name, &file).await;
+    assert_eq!(fm["filename"], "piped.bin");
+    assert_eq!(fm["size"], 3 * MIB as u64 + MIB as u64 / 2);
+    srv.stop().await;
+}
+
+/// B9: `-u http://host:port/` makes the client post to `//apis/rest/items`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bepasty_cli_url_with_trailing_slash() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "slash.bin", MIB + 5000, 4);
+    let base = format!("http://{}/", srv.addr);
+    let run = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", CUSTOMER, "slash.bin"],
+        None,
+    )
+    .await;
+    for t in &run.trace {
+        assert_eq!(t["url"], format!("http://{}//apis/rest/items", srv.addr));
+    }
+    assert_eq!(run.trace.len(), 2);
+    let name = printed_item(&run, &base);
+    assert_same(&srv, &name, &file).await;
+    srv.stop().await;
+}
+
+/// B11: `-l` with a list secret prints every item, incomplete ones as INCOMPLETE; without list
+/// permission the client cannot parse the 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bepasty_cli_list() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    random_file(tmp.path(), "small.bin", 3000, 5);
+    let base = format!("http://{}", srv.addr);
+    let up = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", CUSTOMER, "small.bin"],
+        None,
+    )
+    .await;
+    printed_item(&up, &base);
+    // An upload left half-way.
+    let resp = client()
+        .post(srv.url(ITEMS))
+        .basic_auth("user", Some(CUSTOMER))
+        .header("Content-Range", "bytes 0-2/10")
+        .header("Content-Filename", "partial.bin")
+        .body("YWJj")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let run = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", LISTER, "-l"],
+        None,
+    )
+    .await;
+    assert!(run.status.success());
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    let date = |l: &str, prefix: &str| {
+        let d = l
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{l:?} does not start with {prefix:?}"));
+        assert!(
+            d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-',
+            "a YYYY-MM-DD date: {l}"
+        );
+    };
+    date(lines[0], "partial.bin: INCOMPLETE at ");
+    date(lines[1], "small.bin: 3000B at ");
+
+    let run = bepasty_cli(
+        &python,
+        tmp.path(),
+        &["-u", &base, "-p", CUSTOMER, "-l"],
+        None,
+    )
+    .await;
+    assert!(
+        run.stdout.contains("Original Response: <Response [403]>"),
+        "{}",
+        run.stdout
+    );
+    srv.stop().await;
+}
+
+/// B7: no `-p` sends `user:` (anonymous); with no anonymous create the client prints the 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bepasty_cli_without_password_is_403() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    random_file(tmp.path(), "small.bin", 3000, 6);
+    let base = format!("http://{}", srv.addr);
+    let run = bepasty_cli(&python, tmp.path(), &["-u", &base, "small.bin"], None).await;
+    assert!(run.status.success(), "the client exits 0 anyway");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("An error occurred: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{}", run.stdout));
+    assert!(line.contains("An error occurred: 403"), "{line}");
+    let body = line.split_once("403 ").unwrap().1;
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error"]["code"], 403);
+    assert_eq!(run.trace.len(), 1);
+    assert_eq!(
+        h(&run.trace[0]["headers"], "authorization"),
+        Some("Basic dXNlcjo=")
+    );
+    assert!(srv.item_names().is_empty());
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenSVC agent (python-requests replay)
+
+fn support_tarball(dir: &Path) -> PathBuf {
+    let root = dir.join("support");
+    std::fs::create_dir_all(root.join("var/svc1")).unwrap();
+    std::fs::write(root.join("node.log"), "2024-10-01 node1 started\n").unwrap();
+    std::fs::write(root.join("var/svc1/status.json"), "{\"avail\": \"up\"}\n").unwrap();
+    let out = dir.join("svc1.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-czf")
+        .arg(&out)
+        .args(["node.log", "var"])
+        .status()
+        .expect("tar is installed");
+    assert!(st.success());
+    out
+}
+
+/// A1/A2/A5 with the real python-requests: one POST, `Content-length` in the header dict (the
+/// wire carries the base64 length), Basic user:support, DAYS/7; the agent's printed line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensvc_agent_replay() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = support_tarball(tmp.path());
+    let raw_len = std::fs::metadata(&tarball).unwrap().len();
+    let b64_len = raw_len.div_ceil(3) * 4;
+    let url = srv.url(ITEMS);
+    for (ns, expected) in [
+        (None, "_svc1_at_node1.tar.gz"),
+        (Some("ns1"), "ns1_svc1_at_node1.tar.gz"),
+    ] {
+        let mut args = vec![url.as_str(), tarball.to_str().unwrap(), "svc1", "node1"];
+        args.extend(ns);
+        let run = run_python(&python, tmp.path(), "opensvc_replay.py", &args, None).await;
+        assert!(run.status.success(), "{}", run.stderr);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", run.stdout);
+        assert_eq!(lines[0], "uploading the support tarball");
+        let loc = lines[1]
+            .strip_prefix("uploaded as https://sfx.opensvc.com")
+            .unwrap_or_else(|| panic!("{}", lines[1]));
+        let name = loc
+            .strip_prefix("/apis/rest/items/")
+            .unwrap_or_else(|| panic!("Content-Location is not a path: {loc}"));
+        assert!(!name.contains('/'));
+        assert!(
+            run.stderr.contains(&format!(
+                "replay: status=201 Content-Length={b64_len} Authorization=Basic dXNlcjpzdXBwb3J0"
+            )),
+            "{}",
+            run.stderr
+        );
+        // Support staff open the printed path with a read secret.
+        let meta: Value = client()
+            .get(srv.url(loc))
+            .basic_auth("user", Some(READER))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let fm = &meta["file-meta"];
+        assert_eq!(fm["filename"], expected);
+        assert_eq!(fm["type"], "application/octet-stream");
+        assert_eq!(fm["size"], raw_len);
+        let life =
+            fm["timestamp-max-life"].as_i64().unwrap() - fm["timestamp-upload"].as_i64().unwrap();
+        assert!((life - 7 * 86400).abs() <= 2, "7 days: {life}");
+        assert_same(&srv, name, &tarball).await;
+    }
+    srv.stop().await;
+}
+
+/// A6: a tarball over the server's maximum: a non-2xx JSON error and no item; the agent has no
+/// Content-Location and fails (on Python 3 with its json.dumps(bytes) TypeError).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensvc_agent_replay_too_large() {
+    let Some(python) = venv_python() else { return };
+    let srv = TestServer::start_with("max_file_size = \"64\"").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = support_tarball(tmp.path());
+    assert!(std::fs::metadata(&tarball).unwrap().len() > 64);
+    let url = srv.url(ITEMS);
+    let args = [url.as_str(), tarball.to_str().unwrap(), "svc1", "node1"];
+    let run = run_python(&python, tmp.path(), "opensvc_replay.py", &args, None).await;
+    assert!(!run.status.success());
+    assert!(!run.stdout.contains("uploaded as"), "{}", run.stdout);
+    assert!(run.stderr.contains("replay: status=413"), "{}", run.stderr);
+    assert!(run.stderr.contains("TypeError"), "{}", run.stderr);
+    assert!(srv.item_names().is_empty());
+    srv.stop().await;
+}
