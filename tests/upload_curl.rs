@@ -307,3 +307,32 @@ async fn empty_file_is_an_item_but_an_empty_form_part_is_not() {
     assert_eq!(srv.item_names().len(), 1);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    for (extra, expected) in [
+        ("", "127.0.0.1"),
+        ("trusted_proxies = [\"127.0.0.1/32\"]", "203.0.113.5"),
+    ] {
+        let srv = TestServer::start_with(extra).await;
+        let out = curl(&[
+            "-sS",
+            "-i",
+            "-H",
+            "X-Forwarded-For: 198.51.100.1, 203.0.113.5",
+            "-F",
+            "text=via proxy",
+            &srv.url_with_secret(CUSTOMER, "/+upload"),
+        ])
+        .await;
+        let name = name_from_location(&single_location(&out));
+        let it = srv
+            .state
+            .store
+            .get(&sfx::items::ItemName::parse(&name).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(it.uploader.client_ip, expected, "config: {extra:?}");
+        srv.stop().await;
+    }
+}

@@ -72,6 +72,8 @@ pub struct Config {
     /// `/healthz` reports degraded while an alert has been failing for longer than this.
     pub alert_degraded_after: Duration,
     pub alerts: Vec<AlertChannel>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (for the client address).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +100,7 @@ struct RawConfig {
     alert_backoff: Option<String>,
     alert_degraded_after: Option<String>,
     alerts: Option<Vec<alerts::RawChannel>>,
+    trusted_proxies: Option<Vec<ipnet::IpNet>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +240,7 @@ impl RawConfig {
                 parse_duration,
             )?,
             alerts,
+            trusted_proxies: self.trusted_proxies.unwrap_or_default(),
         })
     }
 }

@@ -10,7 +10,7 @@ const FORM_LIMIT: usize = 8 * 1024;
 
 pub async fn login(state: &State, req: Request) -> Result<Response, AppError> {
     refuse_cross_site(&req)?;
-    let peer = req.peer.ip();
+    let peer = req.client_ip;
     let form = small_form(req, FORM_LIMIT).await?;
     let next = safe_next(form_value(&form, "next")).unwrap_or_else(|| "/".into());
     let token = form_value(&form, "token").unwrap_or("");

@@ -24,7 +24,7 @@ pub async fn principal(state: &State, req: &Request) -> Result<Principal, AppErr
     let token = req.query("token");
     Ok(state
         .auth
-        .resolve(&req.headers, token.as_deref(), req.peer.ip(), crate::now())
+        .resolve(&req.headers, token.as_deref(), req.client_ip, crate::now())
         .await?)
 }
 

@@ -7,7 +7,7 @@ pub mod response;
 mod router;
 
 pub use error::AppError;
-pub use request::{Request, accepts_json, query_param};
+pub use request::{Request, accepts_json, client_ip, query_param};
 pub use response::{Body, Response};
 pub use router::Route;
 
@@ -86,14 +86,17 @@ async fn handle(
     let json_errors =
         path.trim_start_matches('/').starts_with("apis/") || accepts_json(&parts.headers);
     let method = parts.method.clone();
+    let client = client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
     let (route_name, result) = match router::resolve(&parts.method, &path) {
         Ok((route, name)) => {
+            let client_ip = client;
             let req = Request {
                 method: parts.method,
                 uri: parts.uri,
                 headers: parts.headers,
                 body,
                 peer,
+                client_ip,
                 name,
             };
             (route.name(), router::dispatch(&state, route, req).await)
@@ -112,7 +115,7 @@ async fn handle(
         .or_insert(HeaderValue::from_static("Cookie"));
     // The query string is never logged: it may carry a `token`.
     tracing::info!(
-        %peer, %method, path = ?path, route = route_name, status = resp.status().as_u16(),
+        %peer, %client, %method, path = ?path, route = route_name, status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64, "request"
     );
     Ok(resp)

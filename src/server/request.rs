@@ -4,14 +4,17 @@
 use crate::items::ItemName;
 use http::{HeaderMap, Method, Uri, header};
 use hyper::body::Incoming;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub struct Request {
     pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Incoming,
+    /// The TCP peer.
     pub peer: SocketAddr,
+    /// The client: the peer, or what a trusted proxy says in `X-Forwarded-For`.
+    pub client_ip: IpAddr,
     /// Set for item routes (`/<name>/...`, `/apis/rest/items/<name>/...`).
     pub name: Option<ItemName>,
 }
@@ -63,4 +66,65 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     accept.contains("application/json") && !accept.contains("text/html")
+}
+
+/// The client address: the TCP peer, unless the peer is a trusted proxy; then the nearest
+/// address in `X-Forwarded-For` (read from the right) that is not itself a trusted proxy.
+/// Anything a client could forge (the left part of the header) is never believed.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut client = peer;
+    for hop in forwarded.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "1.1.1.1, 203.0.113.9, 10.0.0.2".parse().unwrap(),
+        );
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let direct: IpAddr = "198.51.100.4".parse().unwrap();
+        assert_eq!(
+            client_ip(direct, &h, &trusted),
+            direct,
+            "a client cannot claim another address"
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        h.insert("x-forwarded-for", "garbage, 10.0.0.3".parse().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "10.0.0.3".parse::<IpAddr>().unwrap()
+        );
+    }
 }

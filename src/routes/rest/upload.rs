@@ -142,7 +142,7 @@ async fn begin(
         locked: false,
         uploader: Uploader {
             label: who.label_or_anonymous().into(),
-            client_ip: req.peer.ip().to_string(),
+            client_ip: req.client_ip.to_string(),
             user_agent: req.user_agent(),
         },
         reference: None,

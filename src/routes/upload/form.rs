@@ -186,7 +186,7 @@ pub async fn read_multipart(
     let mut r = Reader {
         state,
         who,
-        peer: req.peer.ip(),
+        peer: req.client_ip,
         idle: config.upload_idle_timeout,
     };
     let (mut files, mut text, mut pending_text, mut fields) =
@@ -274,7 +274,7 @@ pub async fn read_urlencoded(
     req: Request,
     who: Principal,
 ) -> Result<FormInput, AppError> {
-    let peer = req.peer.ip();
+    let peer = req.client_ip;
     let limit =
         URLENCODED_LIMIT.min(usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX));
     let pairs = super::super::small_form(req, limit).await?;

@@ -49,7 +49,7 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
         .to_ascii_lowercase();
     let (json, ip, user_agent) = (
         req.wants_json(),
-        req.peer.ip().to_string(),
+        req.client_ip.to_string(),
         req.user_agent(),
     );
     let input = match essence.as_str() {
