@@ -55,26 +55,7 @@ impl State {
             .map_err(io_err("cannot load the session key"))?;
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
-        let incomplete = store.incomplete_names()?;
-        let cleaned = blobs
-            .clean_up(&store.live_names()?, &incomplete)
-            .map_err(io_err("start-up clean-up failed"))?;
-        // An incomplete upload whose bytes are gone cannot be resumed.
-        for name in incomplete
-            .iter()
-            .filter_map(|n| crate::items::ItemName::parse(n))
-        {
-            if !blobs.partial_path(&name).exists() {
-                store.mark_deleted(&name, crate::now(), "start-up: partial file missing")?;
-            }
-        }
-        if cleaned.temp_files + cleaned.orphans > 0 {
-            tracing::warn!(
-                temp_files = cleaned.temp_files,
-                orphans = cleaned.orphans,
-                "removed leftovers of an earlier run"
-            );
-        }
+        recover(store.as_ref(), &blobs)?;
         let auth = Auth {
             secrets: Arc::new(book),
             signer,
@@ -112,6 +93,41 @@ impl State {
         }
         Ok(deleted)
     }
+}
+
+/// Removes what a crash can leave behind, and restores what it interrupted.
+fn recover(store: &dyn MetaStore, blobs: &BlobStore) -> Result<(), StartupError> {
+    let incomplete = store.incomplete_names()?;
+    let cleaned = blobs
+        .clean_up(&store.live_names()?, &incomplete)
+        .map_err(io_err("start-up clean-up failed"))?;
+    if cleaned.temp_files + cleaned.orphans > 0 {
+        tracing::warn!(
+            temp_files = cleaned.temp_files,
+            orphans = cleaned.orphans,
+            "removed leftovers of an earlier run"
+        );
+    }
+    for name in incomplete
+        .iter()
+        .filter_map(|n| crate::items::ItemName::parse(n))
+    {
+        if blobs.partial_path(&name).exists() {
+            continue;
+        }
+        // A crash between moving a completed upload into place and recording it complete: put
+        // the file back, so that the client's retry of its last chunk completes it.
+        if blobs.path(&name).exists() {
+            blobs
+                .reopen_partial(&name)
+                .map_err(io_err(format!("cannot restore upload {name}")))?;
+            tracing::warn!(item = %name, "restored an upload whose completion was interrupted");
+            continue;
+        }
+        // An incomplete upload whose bytes are gone cannot be resumed.
+        store.mark_deleted(&name, crate::now(), "start-up: partial file missing")?;
+    }
+    Ok(())
 }
 
 /// Without `[[secrets]]`: customers upload with the public `support`; operators get a secret

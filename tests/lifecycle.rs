@@ -289,3 +289,67 @@ fn unknown_config_key_is_named_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("max_fiel_size"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_rest_completion_is_restored_at_start() {
+    use base64::Engine;
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let srv = TestServer::start_in(tmp.path(), "").await;
+    let first = client()
+        .post(srv.url("/apis/rest/items"))
+        .basic_auth("user", Some(CUSTOMER))
+        .header("content-range", "bytes 0-1999/3000")
+        .body(b64(&data[..2000]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let token = first.headers()["transaction-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    srv.stop().await;
+    // A crash right after the completed file was moved into place, before the metadata said so.
+    let partial = std::fs::read_dir(tmp.path().join("partial"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::rename(
+        partial.path(),
+        tmp.path().join("files").join(partial.file_name()),
+    )
+    .unwrap();
+    let srv = TestServer::start_in(tmp.path(), "").await;
+    assert!(
+        tmp.path()
+            .join("partial")
+            .join(partial.file_name())
+            .exists(),
+        "put back"
+    );
+    let last = client()
+        .post(srv.url("/apis/rest/items"))
+        .basic_auth("user", Some(CUSTOMER))
+        .header("transaction-id", &token)
+        .header("content-range", "bytes 2000-2999/3000")
+        .body(b64(&data[2000..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.status(), StatusCode::CREATED);
+    let location = last.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let got = client()
+        .get(srv.url(&format!("{location}/download")))
+        .basic_auth("o", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..]);
+    srv.stop().await;
+}

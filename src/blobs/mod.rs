@@ -134,6 +134,14 @@ impl BlobStore {
         fs::File::open(&self.partial)?.sync_all()
     }
 
+    /// Undoes [`BlobStore::finish_partial`] (start-up recovery, when the item was not yet
+    /// recorded complete).
+    pub fn reopen_partial(&self, name: &ItemName) -> io::Result<()> {
+        fs::rename(self.path(name), self.partial_path(name))?;
+        fs::File::open(&self.partial)?.sync_all()?;
+        fs::File::open(&self.files)?.sync_all()
+    }
+
     pub fn remove_partial(&self, name: &ItemName) -> io::Result<()> {
         match fs::remove_file(self.partial_path(name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
