@@ -1,0 +1,1786 @@
+//! Alerts: one alert per delivery, to real channels on 127.0.0.1 only: a real SMTP server
+//! (aiosmtpd, `tests/clients/smtp_sink.py`), a real HTTP receiver (hyper, below) for Slack and
+//! signed JSON webhooks, and a command. Also: durability across restarts, retries with backoff and
+//! one idempotency key, label filters, slow channels never slowing uploads, operator-visible
+//! state, `/healthz`, logs free of webhook URLs and SMTP passwords, and `sfx alert-test`.
+//!
+//! The SMTP tests need aiosmtpd (`apt-get install -y python3-aiosmtpd`, used with
+//! /usr/bin/python3; or a venv at /tmp/sfx-alert-venv; or `SFX_PYTHON`). Without it they print
+//! a skip message, or fail when `SFX_REQUIRE_SMTP=1`.
+
+mod common;
+
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use reqwest::StatusCode;
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Operator links in alerts start with this (configured with a trailing slash, which must go).
+const PUBLIC_URL: &str = "https://sfx.example.test";
+const UA: &str = "bundle-uploader/2.1 (tests)";
+
+// ---------------------------------------------------------------------------------------------
+// A real HTTP receiver: records every request, answers per path (fail the first N, delay).
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Hit {
+    at: Instant,
+    method: String,
+    path: String,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Hit {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn key(&self) -> String {
+        self.header("idempotency-key")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+#[derive(Default, Clone)]
+struct Rule {
+    /// Answer 500 to this many requests first.
+    fail_first: usize,
+    /// Wait this long before answering.
+    delay: Duration,
+    /// Answer with this redirect (status, Location) instead.
+    redirect: Option<(u16, String)>,
+}
+
+#[derive(Default)]
+struct Shared {
+    hits: Vec<Hit>,
+    rules: HashMap<String, Rule>,
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let shared: Arc<Mutex<Shared>> = Arc::default();
+        let (addr, task) = serve_on("127.0.0.1:0".parse().unwrap(), Arc::clone(&shared)).await;
+        Receiver {
+            addr,
+            shared,
+            task: Some(task),
+        }
+    }
+
+    /// A receiver that is down: its address is known, nothing listens there.
+    async fn start_down() -> Receiver {
+        let mut r = Receiver::start().await;
+        r.down().await;
+        r
+    }
+
+    /// Stops listening and drops every open connection.
+    async fn down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same address.
+    async fn up(&mut self) {
+        assert!(self.task.is_none(), "receiver already up");
+        let (_, task) = serve_on(self.addr, Arc::clone(&self.shared)).await;
+        self.task = Some(task);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn rule(&self, path: &str, rule: Rule) {
+        self.shared
+            .lock()
+            .unwrap()
+            .rules
+            .insert(path.to_string(), rule);
+    }
+
+    fn hits(&self, path: &str) -> Vec<Hit> {
+        self.shared
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    fn all_hits(&self) -> Vec<Hit> {
+        self.shared.lock().unwrap().hits.clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn serve_on(
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    // Rebinding a just-closed port can race with the old socket going away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot bind {addr}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        // Dropped with this task when the receiver goes down: every connection is cut.
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let shared = Arc::clone(&shared);
+            conns.spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let shared = Arc::clone(&shared);
+                    async move { answer(req, shared).await }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+            while conns.try_join_next().is_some() {}
+        }
+    });
+    (addr, task)
+}
+
+async fn answer(
+    req: hyper::Request<Incoming>,
+    shared: Arc<Mutex<Shared>>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let (status, delay, redirect) = {
+        let mut s = shared.lock().unwrap();
+        s.hits.push(Hit {
+            at: Instant::now(),
+            method: parts.method.to_string(),
+            path: path.clone(),
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        let n = s.hits.iter().filter(|h| h.path == path).count();
+        let rule = s.rules.get(&path).cloned().unwrap_or_default();
+        let status = if n <= rule.fail_first { 500 } else { 200 };
+        (status, rule.delay, rule.redirect)
+    };
+    tokio::time::sleep(delay).await;
+    let mut resp = hyper::Response::builder().status(status);
+    if let Some((code, location)) = redirect {
+        resp = resp.status(code).header("location", location);
+    }
+    Ok(resp.body(Full::new(Bytes::from_static(b"ok"))).unwrap())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real SMTP server: tests/clients/smtp_sink.py (aiosmtpd).
+// ---------------------------------------------------------------------------------------------
+
+const SMTP_SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/smtp_sink.py");
+
+fn python_with_aiosmtpd() -> Option<String> {
+    let mut candidates: Vec<String> = Vec::new();
+    if let Ok(p) = std::env::var("SFX_PYTHON") {
+        candidates.push(p);
+    }
+    candidates.extend(
+        [
+            "/usr/bin/python3",
+            "/tmp/sfx-alert-venv/bin/python",
+            "python3",
+        ]
+        .map(String::from),
+    );
+    candidates.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// `None` (after a skip message) when aiosmtpd is not installed, unless `SFX_REQUIRE_SMTP=1`.
+fn smtp_python(test: &str) -> Option<String> {
+    let python = python_with_aiosmtpd();
+    if python.is_none() {
+        assert!(
+            std::env::var("SFX_REQUIRE_SMTP").as_deref() != Ok("1"),
+            "SFX_REQUIRE_SMTP=1 but no python with aiosmtpd: apt-get install -y python3-aiosmtpd"
+        );
+        eprintln!(
+            "skipped {test}: needs aiosmtpd (apt-get install -y python3-aiosmtpd); set SFX_REQUIRE_SMTP=1 to fail instead"
+        );
+    }
+    python
+}
+
+struct SmtpSink {
+    port: u16,
+    dir: PathBuf,
+    _child: tokio::process::Child,
+}
+
+impl SmtpSink {
+    /// Starts the sink; with `auth` ("login:password") it only accepts that login.
+    async fn start(python: &str, dir: &Path, auth: Option<&str>) -> SmtpSink {
+        let mail_dir = dir.join("mail");
+        let mut cmd = tokio::process::Command::new(python);
+        cmd.arg(SMTP_SINK).arg(&mail_dir);
+        if let Some(a) = auth {
+            cmd.args(["--auth", a]);
+        }
+        let log = std::fs::File::create(dir.join("smtp-sink.log")).unwrap();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start smtp_sink.py");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("smtp sink starts within 20 s")
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "smtp sink exited: {}",
+                    std::fs::read_to_string(dir.join("smtp-sink.log")).unwrap_or_default()
+                )
+            });
+        let port = line
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected sink output: {line}"));
+        SmtpSink {
+            port,
+            dir: mail_dir,
+            _child: child,
+        }
+    }
+
+    /// Accepted messages, in order.
+    fn messages(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter_map(|p| {
+                        let n = p.file_name()?.to_str()?;
+                        let i = n
+                            .strip_prefix("msg-")?
+                            .strip_suffix(".json")?
+                            .parse()
+                            .ok()?;
+                        Some((i, p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, p)| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+// ---------------------------------------------------------------------------------------------
+
+/// Config keys for the in-process server: `keys` are top-level keys, `channels` the
+/// `[[alerts]]` tables (they go last: the harness appends the `[[secrets]]` tables after them).
+fn alert_config(batch_window: &str, keys: &str, channels: &str) -> String {
+    format!(
+        "public_url = \"{PUBLIC_URL}/\"\nbatch_window = \"{batch_window}\"\nalert_backoff = \"1s\"\n{keys}\n{channels}"
+    )
+}
+
+fn webhook(name: &str, url: &str, format: &str, extra: &str) -> String {
+    format!(
+        "[[alerts]]\nkind = \"webhook\"\nname = \"{name}\"\nurl = \"{url}\"\nformat = \"{format}\"\n{extra}\n"
+    )
+}
+
+/// Polls `check` until it returns `Ok`, failing with its last `Err` after `secs` seconds.
+async fn eventually<T>(
+    what: &str,
+    secs: u64,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `path` on the receiver has `n` requests.
+async fn hits_on(rx: &Receiver, path: &str, n: usize, secs: u64) -> Vec<Hit> {
+    eventually(&format!("{n} request(s) on {path}"), secs, async || {
+        let hits = rx.hits(path);
+        if hits.len() >= n {
+            Ok(hits)
+        } else {
+            Err(format!("{} request(s)", hits.len()))
+        }
+    })
+    .await
+}
+
+/// Uploads `file` with the real curl; returns the item name.
+async fn curl_upload(srv: &TestServer, secret: &str, file: &Path, fields: &[&str]) -> String {
+    let form = format!("file=@{};type=application/gzip", file.to_str().unwrap());
+    let url = srv.url_with_secret(secret, "/+upload");
+    let mut args = vec!["-sS", "-i", "-A", UA];
+    for f in fields {
+        // Literal text (`-F comment=<x` would read a file named `x`).
+        args.extend(["--form-string", f]);
+    }
+    args.extend(["-F", &form, &url]);
+    let out = curl(&args).await;
+    assert!(out.status.success(), "curl: {}", out.stderr);
+    let head = final_head(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 302"), "{}", out.stdout);
+    name_from_location(&header_value(head, "location").expect("Location"))
+}
+
+/// The last header block of a `curl -i` output (past any `100 Continue`).
+fn final_head(stdout: &str) -> &str {
+    let mut rest = stdout;
+    while let Some(after) = rest.strip_prefix("HTTP/1.1 100 Continue\r\n\r\n") {
+        rest = after;
+    }
+    rest.split("\r\n\r\n").next().unwrap()
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+async fn get_admin(srv: &TestServer, path: &str) -> String {
+    let resp = client()
+        .get(srv.url(path))
+        .basic_auth("op", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+    resp.text().await.unwrap()
+}
+
+/// The "Alert" row of the item page.
+async fn item_alert(srv: &TestServer, name: &str) -> String {
+    let html = get_admin(srv, &format!("/{name}")).await;
+    let start = html
+        .find("<dt>Alert</dt><dd>")
+        .unwrap_or_else(|| panic!("no Alert row on the item page: {html}"))
+        + "<dt>Alert</dt><dd>".len();
+    let end = html[start..].find("</dd>").unwrap();
+    html_unescape(html[start..start + end].trim())
+}
+
+/// The "Alert" column of the item's row in /+list.
+async fn list_alert(srv: &TestServer, name: &str) -> String {
+    let html = get_admin(srv, "/+list").await;
+    assert!(html.contains("<th>Alert</th>"), "no Alert column: {html}");
+    let row = html
+        .split("<tr>")
+        .find(|r| r.contains(&format!(">{name}</code>")))
+        .unwrap_or_else(|| panic!("{name} not listed: {html}"));
+    let start =
+        row.find("<td class=\"alert-state\">").unwrap() + "<td class=\"alert-state\">".len();
+    let end = row[start..].find("</td>").unwrap();
+    html_unescape(row[start..start + end].trim())
+}
+
+async fn wait_item_alert(srv: &TestServer, name: &str, want: &str, secs: u64) -> String {
+    eventually(&format!("item {name} alert `{want}`"), secs, async || {
+        let s = item_alert(srv, name).await;
+        if s.starts_with(want) { Ok(s) } else { Err(s) }
+    })
+    .await
+}
+
+async fn healthz(srv: &TestServer) -> serde_json::Value {
+    client()
+        .get(srv.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn hmac_hex(secret: &str, message: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks `X-Sfx-Timestamp` / `X-Sfx-Signature: v1=<hex HMAC(secret, "<ts>.<body>")>`.
+fn assert_signed(hit: &Hit, secret: &str) {
+    let ts = hit.header("x-sfx-timestamp");
+    let ts_num: i64 = ts.parse().unwrap_or_else(|_| panic!("timestamp `{ts}`"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now - ts_num).abs() < 120,
+        "timestamp {ts} is not now ({now})"
+    );
+    let expected = format!("v1={}", hmac_hex(secret, &format!("{ts}.{}", hit.body)));
+    assert_eq!(
+        hit.header("x-sfx-signature"),
+        expected,
+        "signature verifies"
+    );
+    // And a different secret does not verify.
+    assert_ne!(
+        hit.header("x-sfx-signature"),
+        format!("v1={}", hmac_hex("wrong", &format!("{ts}.{}", hit.body)))
+    );
+}
+
+/// What an alert must never carry: the customer's and operator's secrets, a credential-free
+/// download link, a session cookie.
+fn assert_no_secrets(text: &str) {
+    // The customers' secret is the word `support`; the operators' label is `support-team`.
+    let scrubbed = text
+        .replace("\"support-team\"", "")
+        .replace("support-team ", "");
+    for secret in [CUSTOMER, ADMIN] {
+        assert!(
+            !scrubbed.contains(secret),
+            "alert contains the secret `{secret}`: {text}"
+        );
+    }
+    for bad in ["+download", "+inline", "sfx_session", "session=", "user:"] {
+        assert!(
+            !text.to_lowercase().contains(bad),
+            "alert contains `{bad}`: {text}"
+        );
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let mut raw = [0u8; 8];
+    getrandom::fill(&mut raw).unwrap();
+    format!("{prefix}{}", hex::encode(raw))
+}
+
+/// Sleeps until the wall clock's fraction of a second is `frac` (0..1).
+async fn sleep_until_fraction(frac: f64) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let sub = now.subsec_nanos() as f64 / 1e9;
+    let wait = if sub < frac {
+        frac - sub
+    } else {
+        1.0 - sub + frac
+    };
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// E-mail.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_one_curl_upload_makes_exactly_one_mail() {
+    let Some(python) = smtp_python("email_one_curl_upload_makes_exactly_one_mail") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let password = unique("Smtp-pw-");
+    let smtp = SmtpSink::start(&python, tmp.path(), Some(&format!("alerts:{password}"))).await;
+    let channels = format!(
+        "[[alerts]]\nkind = \"email\"\nname = \"oncall-mail\"\nsmtp_url = \"smtp://alerts:{password}@127.0.0.1:{}\"\nfrom = \"sfx <sfx@example.test>\"\nto = [\"oncall@example.test\", \"lead@example.test\"]\n",
+        smtp.port
+    );
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let file = random_file(tmp.path(), "bundle.tar.gz", 123_457, 1);
+    let sha = external_sha256(&file);
+    let comment = "Grüße from the night shift: the crash logs are inside";
+    let name = curl_upload(
+        &srv,
+        CUSTOMER,
+        &file,
+        &["reference=CASE-4711", &format!("comment={comment}")],
+    )
+    .await;
+    let mails = eventually("one mail", 30, async || {
+        let m = smtp.messages();
+        if m.is_empty() {
+            Err("no mail".into())
+        } else {
+            Ok(m)
+        }
+    })
+    .await;
+    // Nothing else follows: one delivery, one mail.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mails_after = smtp.messages();
+    assert_eq!(mails_after.len(), 1, "exactly one mail: {mails_after:#?}");
+    let mail = &mails[0];
+    assert_eq!(mail["auth"], format!("alerts:{password}"), "smtp_url login");
+    assert_eq!(mail["mail_from"], "sfx@example.test");
+    assert_eq!(
+        mail["rcpt_tos"],
+        serde_json::json!(["oncall@example.test", "lead@example.test"])
+    );
+    assert_eq!(
+        mail["subject"], "[sfx] bundle.tar.gz from customers [CASE-4711]",
+        "{mail:#?}"
+    );
+    assert!(mail["to"].as_str().unwrap().contains("oncall@example.test"));
+    let text = mail["text"].as_str().unwrap().replace("\r\n", "\n");
+    for want in [
+        "bundle.tar.gz".to_string(),
+        "123457 bytes".to_string(),
+        sha.clone(),
+        format!("link     {PUBLIC_URL}/{name}\n"),
+        "Reference:  CASE-4711".to_string(),
+        comment.to_string(),
+        "customers".to_string(),
+        "127.0.0.1".to_string(),
+        UA.to_string(),
+        "expires".to_string(),
+    ] {
+        assert!(text.contains(&want), "mail lacks `{want}`:\n{text}");
+    }
+    assert!(!text.contains(&format!("{PUBLIC_URL}//")), "{text}");
+    let raw = mail["raw"].as_str().unwrap();
+    assert_no_secrets(raw);
+    assert_no_secrets(&text);
+    assert!(!text.contains(&password), "SMTP password in the mail");
+    assert!(!raw.contains(&password), "SMTP password in the mail");
+    // The message id carries the delivery's idempotency key.
+    let mid = mail["message_id"].as_str().unwrap();
+    assert!(mid.ends_with("@sfx>") && mid.len() > 10, "{mid}");
+    wait_item_alert(&srv, &name, "delivered", 10).await;
+    assert_eq!(list_alert(&srv, &name).await, "delivered");
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_and_signed_json_webhooks() {
+    let rx = Receiver::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let signing = unique("sign-");
+    let channels = format!(
+        "{}{}",
+        webhook("chat", &rx.url("/slack/T000/B000/XXXX"), "slack", ""),
+        webhook(
+            "ticketing",
+            &rx.url("/hooks/json"),
+            "json",
+            &format!("signing_secret = \"{signing}\"")
+        )
+    );
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let file = random_file(tmp.path(), "diag.tar.gz", 5000, 2);
+    let sha = external_sha256(&file);
+    // The secret in a form field this time (the `token` field), not Basic auth.
+    let url = srv.url("/+upload");
+    let form = format!("file=@{};type=application/gzip", file.to_str().unwrap());
+    let out = curl(&[
+        "-sS",
+        "-i",
+        "-A",
+        UA,
+        "-F",
+        "token=support",
+        "-F",
+        "reference=INC-9",
+        "-F",
+        "comment=see attached",
+        "-F",
+        &form,
+        &url,
+    ])
+    .await;
+    let head = final_head(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 302"), "{}", out.stdout);
+    let name = name_from_location(&header_value(head, "location").unwrap());
+
+    let slack = hits_on(&rx, "/slack/T000/B000/XXXX", 1, 30).await;
+    let json = hits_on(&rx, "/hooks/json", 1, 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.all_hits().len(), 2, "one request per channel");
+
+    // Slack: {"text": ...} with the same facts.
+    let s = &slack[0];
+    assert!(
+        s.header("content-type").starts_with("application/json"),
+        "{:?}",
+        s.headers
+    );
+    let text = s.json()["text"].as_str().expect("text").to_string();
+    for want in [
+        "diag.tar.gz",
+        "5000 bytes",
+        &sha,
+        &format!("{PUBLIC_URL}/{name}"),
+        "INC-9",
+        "see attached",
+        "customers",
+        "127.0.0.1",
+        UA,
+    ] {
+        assert!(text.contains(want), "slack text lacks `{want}`:\n{text}");
+    }
+    assert_no_secrets(&s.body);
+
+    // JSON: the versioned schema, signed, with the idempotency key in the body and the header.
+    let j = &json[0];
+    assert_signed(j, &signing);
+    let v = j.json();
+    assert_eq!(v["schema"], "sfx.delivery.v1");
+    assert_eq!(j.header("x-sfx-schema"), "sfx.delivery.v1");
+    let key = v["idempotency_key"].as_str().unwrap();
+    assert!(key.len() >= 16, "{key}");
+    assert_eq!(j.key(), key, "Idempotency-Key header = body key");
+    assert_eq!(s.key(), key, "the same key on every channel");
+    assert_eq!(v["test"], false);
+    assert_eq!(v["delivery"]["file_count"], 1);
+    assert_eq!(v["delivery"]["total_size"], 5000);
+    let f = &v["files"][0];
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    assert_eq!(f["name"], name);
+    assert_eq!(f["filename"], "diag.tar.gz");
+    assert_eq!(f["size"], 5000);
+    assert_eq!(f["sha256"], sha);
+    assert_eq!(f["type"], "application/gzip");
+    assert_eq!(f["url"], format!("{PUBLIC_URL}/{name}"));
+    assert!(
+        f["expires_at"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("20")),
+        "{f}"
+    );
+    assert_eq!(f["deleted"], false);
+    let u = &v["uploader"];
+    assert_eq!(u["label"], "customers");
+    assert_eq!(u["client_ip"], "127.0.0.1");
+    assert_eq!(u["user_agent"], UA);
+    assert_eq!(u["reference"], "INC-9");
+    assert_eq!(u["comments"], serde_json::json!(["see attached"]));
+    assert_no_secrets(&j.body);
+    assert!(!j.body.contains(&signing), "signing secret in the body");
+    wait_item_alert(&srv, &name, "delivered", 10).await;
+    srv.stop().await;
+}
+
+/// Slack treats `<!channel>`, `<!here>` and `<url|text>` in `text` as mentions and disguised
+/// links; what a customer typed must reach the chat escaped (`&lt;` `&gt;` `&amp;`, as Slack's
+/// message formatting rules require), never as live markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_text_escapes_customer_controlled_markup() {
+    let rx = Receiver::start().await;
+    let channels = webhook("chat", &rx.url("/s"), "slack", "");
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "m.bin", 10, 39);
+    curl_upload(
+        &srv,
+        CUSTOMER,
+        &p,
+        &[
+            "reference=<!here>",
+            "comment=<!channel> urgent: <https://evil.example/grab|https://sfx.example.test/AAAAAAAA> & thanks",
+        ],
+    )
+    .await;
+    let hit = hits_on(&rx, "/s", 1, 30).await.remove(0);
+    let text = hit.json()["text"].as_str().unwrap().to_string();
+    assert!(
+        !text.contains('<') && !text.contains('>'),
+        "customer text reaches Slack as live markup (mentions, disguised links):\n{text}"
+    );
+    assert!(
+        text.contains("&lt;!channel&gt;") && text.contains("&amp; thanks"),
+        "escaped, not dropped:\n{text}"
+    );
+    srv.stop().await;
+}
+
+/// A webhook URL that redirects (http -> https, a moved endpoint): the alert must reach the
+/// final URL as the same POST, or be reported failing; never "delivered" while the receiver only
+/// got a body-less GET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirected_webhook_is_never_delivered_without_the_alert() {
+    let rx = Receiver::start().await;
+    rx.rule(
+        "/moved",
+        Rule {
+            redirect: Some((301, rx.url("/new"))),
+            ..Rule::default()
+        },
+    );
+    let channels = webhook("json", &rx.url("/moved"), "json", "");
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "r.bin", 10, 41);
+    let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    let state = eventually("an alert outcome", 30, async || {
+        let s = item_alert(&srv, &name).await;
+        if s == "delivered" || s.starts_with("failing") || s.starts_with("failed") {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    })
+    .await;
+    if state == "delivered" {
+        let arrived: Vec<(String, usize)> = rx
+            .hits("/new")
+            .iter()
+            .map(|h| (h.method.clone(), h.body.len()))
+            .collect();
+        assert!(
+            rx.hits("/new")
+                .iter()
+                .any(|h| h.method == "POST" && h.body.contains(&name)),
+            "alert shown as delivered, but the redirect target only got {arrived:?} (method, body length)"
+        );
+    }
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries: what one customer sends in one go is one alert.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_file_form_post_is_one_alert() {
+    let rx = Receiver::start().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let mut form = reqwest::multipart::Form::new().text("reference", "CASE-3");
+    let mut want: Vec<(String, usize, String)> = Vec::new();
+    for (i, (fname, size)) in [("a.log", 10_usize), ("b.tar.gz", 70_000), ("c.txt", 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = random_file(tmp.path(), fname, size, 10 + i as u64);
+        want.push((fname.to_string(), size, external_sha256(&p)));
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&p).unwrap()).file_name(fname),
+        );
+    }
+    // Logged in like a browser: the session cookie must not end up in the alert either.
+    let login = client()
+        .post(srv.url("/+login"))
+        .form(&[("token", CUSTOMER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::FOUND);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session_value = cookie.split_once('=').unwrap().1.to_string();
+    assert!(session_value.len() > 20, "{cookie}");
+    let resp = client()
+        .post(srv.url("/+upload"))
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let receipt: serde_json::Value = resp.json().await.unwrap();
+    let names: Vec<String> = receipt["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3);
+
+    let hits = hits_on(&rx, "/d", 1, 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        rx.all_hits().len(),
+        1,
+        "exactly one alert for the form post"
+    );
+    let v = hits[0].json();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{v:#}");
+    assert_eq!(v["delivery"]["file_count"], 3);
+    assert_eq!(v["uploader"]["label"], "customers");
+    assert_eq!(v["uploader"]["reference"], "CASE-3");
+    assert_no_secrets(&hits[0].body);
+    assert!(
+        !hits[0].body.contains(&session_value),
+        "session token in the alert"
+    );
+    assert_eq!(v["delivery"]["total_size"], 70_011);
+    for (fname, size, sha) in &want {
+        let f = files
+            .iter()
+            .find(|f| f["filename"] == fname.as_str())
+            .unwrap_or_else(|| panic!("{fname} missing: {v:#}"));
+        assert_eq!(f["size"], *size);
+        assert_eq!(f["sha256"], sha.as_str());
+        let n = f["name"].as_str().unwrap();
+        assert!(names.iter().any(|x| x == n));
+        assert_eq!(f["url"], format!("{PUBLIC_URL}/{n}"));
+    }
+    for n in &names {
+        assert_eq!(item_alert(&srv, n).await, "delivered");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_curl_uploads_within_the_window_are_one_alert() {
+    let rx = Receiver::start().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    // 3 s window, uploads 1.5 s apart: the window counts from the last file, so the delivery
+    // stays open longer than the window in total. (Gaps stay well below the window: see
+    // `uploads_closer_than_the_window_are_never_split` for what happens near it.)
+    let srv = TestServer::start_with(&alert_config("3s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut shas = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let first = Instant::now();
+    for i in 0..3 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert!(
+                rx.all_hits().is_empty(),
+                "alert sent before the delivery ended"
+            );
+            assert_eq!(item_alert(&srv, &names[0]).await, "waiting for more files");
+        }
+        let p = random_file(
+            tmp.path(),
+            &format!("part-{i}.bin"),
+            1000 + i,
+            20 + i as u64,
+        );
+        shas.push(external_sha256(&p));
+        names.push(curl_upload(&srv, CUSTOMER, &p, &["reference=CASE-77"]).await);
+    }
+    let hits = hits_on(&rx, "/d", 1, 30).await;
+    assert!(
+        first.elapsed() >= Duration::from_secs(4),
+        "the delivery closed {:?} after the first file",
+        first.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        rx.all_hits().len(),
+        1,
+        "exactly one alert for three uploads"
+    );
+    let v = hits[0].json();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{v:#}");
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(f["name"], names[i].as_str(), "in upload order");
+        assert_eq!(f["filename"], format!("part-{i}.bin"));
+        assert_eq!(f["size"], 1000 + i);
+        assert_eq!(f["sha256"], shas[i].as_str());
+    }
+    assert_eq!(v["uploader"]["reference"], "CASE-77");
+    srv.stop().await;
+}
+
+/// Two uploads 0.3 s apart with `batch_window = "1s"` must be one delivery. Whole-second
+/// timestamps make the effective window anywhere between 0 and 1 s: placed across a second
+/// boundary, they are split into two alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_closer_than_the_window_are_never_split() {
+    let rx = Receiver::start().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = random_file(tmp.path(), "a.bin", 100, 30);
+    let b = random_file(tmp.path(), "b.bin", 100, 31);
+    sleep_until_fraction(0.80).await;
+    let t = Instant::now();
+    let name_a = curl_upload(&srv, CUSTOMER, &a, &[]).await;
+    sleep_until_fraction(0.10).await;
+    let name_b = curl_upload(&srv, CUSTOMER, &b, &[]).await;
+    let gap = t.elapsed();
+    assert!(gap < Duration::from_millis(800), "uploads {gap:?} apart");
+    hits_on(&rx, "/d", 1, 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let hits = rx.all_hits();
+    let lists: Vec<Vec<String>> = hits
+        .iter()
+        .map(|h| {
+            h.json()["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        lists,
+        vec![vec![name_a, name_b]],
+        "two uploads {gap:?} apart with batch_window = 1s must make one alert"
+    );
+    srv.stop().await;
+}
+
+/// A bepasty REST upload in chunks: no alert while it is incomplete (even past the window), one
+/// alert listing the whole file once its last chunk arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_rest_upload_alerts_once_when_complete() {
+    use base64::Engine;
+    let rx = Receiver::start().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "chunked.tar.gz", 300_000, 35);
+    let sha = external_sha256(&p);
+    let data = std::fs::read(&p).unwrap();
+    let chunk = async |tid: Option<&str>, begin: usize, end: usize| {
+        let mut rb = client()
+            .post(srv.url("/apis/rest/items"))
+            .basic_auth("user", Some(CUSTOMER))
+            .header(
+                "Content-Range",
+                format!("bytes {begin}-{}/{}", end - 1, data.len()),
+            )
+            .header("Content-Type", "application/gzip")
+            .header("Content-Filename", "chunked.tar.gz")
+            .body(base64::engine::general_purpose::STANDARD.encode(&data[begin..end]));
+        if let Some(t) = tid {
+            rb = rb.header("Transaction-ID", t);
+        }
+        rb.send().await.unwrap()
+    };
+    let first = chunk(None, 0, 100_000).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let tid = first.headers()["transaction-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(rx.all_hits().is_empty(), "alert for an incomplete upload");
+    let last = chunk(Some(&tid), 100_000, 300_000).await;
+    assert_eq!(last.status(), StatusCode::CREATED);
+    let name = last.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("/apis/rest/items/")
+        .unwrap()
+        .to_string();
+    let hits = hits_on(&rx, "/d", 1, 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.all_hits().len(), 1);
+    let v = hits[0].json();
+    assert_eq!(v["files"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v["files"][0]["name"], name.as_str());
+    assert_eq!(v["files"][0]["filename"], "chunked.tar.gz");
+    assert_eq!(v["files"][0]["size"], 300_000);
+    assert_eq!(v["files"][0]["sha256"], sha.as_str());
+    assert_eq!(v["uploader"]["label"], "customers");
+    assert_no_secrets(&hits[0].body);
+    assert!(!hits[0].body.contains(&tid), "Transaction-ID in the alert");
+    srv.stop().await;
+}
+
+/// A file deleted before its delivery's alert goes out is still listed, marked deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_deleted_before_the_alert_is_listed_as_deleted() {
+    let rx = Receiver::start().await;
+    let channels = format!(
+        "{}{}",
+        webhook("json", &rx.url("/d"), "json", ""),
+        webhook("chat", &rx.url("/s"), "slack", "")
+    );
+    let srv = TestServer::start_with(&alert_config("2s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = random_file(tmp.path(), "keep.bin", 10, 36);
+    let b = random_file(tmp.path(), "oops.bin", 20, 37);
+    let keep = curl_upload(&srv, CUSTOMER, &a, &[]).await;
+    let oops = curl_upload(&srv, CUSTOMER, &b, &[]).await;
+    let del = client()
+        .post(srv.url(&format!("/{oops}/+delete")))
+        .basic_auth("op", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        del.status().is_success() || del.status().is_redirection(),
+        "{}",
+        del.status()
+    );
+    let json = hits_on(&rx, "/d", 1, 30).await;
+    let slack = hits_on(&rx, "/s", 1, 30).await;
+    let v = json[0].json();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{v:#}");
+    assert_eq!(files[0]["name"], keep.as_str());
+    assert_eq!(files[0]["deleted"], false);
+    assert_eq!(files[1]["name"], oops.as_str());
+    assert_eq!(files[1]["deleted"], true);
+    let text = slack[0].json()["text"].as_str().unwrap().to_string();
+    assert!(text.contains("already deleted"), "{text}");
+    wait_item_alert(&srv, &keep, "delivered", 10).await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_reference_or_credential_makes_separate_deliveries() {
+    let rx = Receiver::start().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv = TestServer::start_with(&alert_config("3s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "x.bin", 10, 38);
+    let a1 = curl_upload(&srv, CUSTOMER, &p, &["reference=A"]).await;
+    let b = curl_upload(&srv, CUSTOMER, &p, &["reference=B"]).await;
+    let admin_a = curl_upload(&srv, ADMIN, &p, &["reference=A"]).await;
+    let a2 = curl_upload(&srv, CUSTOMER, &p, &["reference=A"]).await;
+    hits_on(&rx, "/d", 3, 30).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got: Vec<(String, String, Vec<String>)> = rx
+        .all_hits()
+        .iter()
+        .map(|h| {
+            let v = h.json();
+            (
+                v["uploader"]["label"].as_str().unwrap().to_string(),
+                v["uploader"]["reference"].as_str().unwrap().to_string(),
+                v["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["name"].as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("customers".into(), "A".into(), vec![a1, a2]),
+            ("customers".into(), "B".into(), vec![b]),
+            ("support-team".into(), "A".into(), vec![admin_a]),
+        ]
+    );
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never lost: down receiver, restarts, retries with backoff, one idempotency key.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_survives_restarts_while_the_receiver_is_down() {
+    let mut rx = Receiver::start_down().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let config = alert_config("1s", "", &channels);
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let p = random_file(files.path(), "kept.bin", 4321, 40);
+
+    // Upload, and stop at once: the delivery may still be open.
+    let srv = TestServer::start_in(tmp.path(), &config).await;
+    let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    srv.stop().await;
+
+    // Restarted with the receiver still down: the alert is closed, attempted and failing.
+    let srv = TestServer::start_in(tmp.path(), &config).await;
+    let state = wait_item_alert(&srv, &name, "failing: ", 30).await;
+    assert!(state.contains("webhook"), "{state}");
+    assert!(!state.contains(&rx.addr.port().to_string()), "{state}");
+    srv.stop().await;
+
+    // Receiver back (answering 500 once more), server restarted: the alert arrives.
+    rx.rule(
+        "/d",
+        Rule {
+            fail_first: 1,
+            ..Rule::default()
+        },
+    );
+    rx.up().await;
+    let srv = TestServer::start_in(tmp.path(), &config).await;
+    hits_on(&rx, "/d", 2, 40).await;
+    wait_item_alert(&srv, &name, "delivered", 10).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let hits = rx.all_hits();
+    assert_eq!(hits.len(), 2, "one refused attempt, one delivered");
+    let keys: HashSet<String> = hits.iter().map(Hit::key).collect();
+    assert_eq!(keys.len(), 1, "one idempotency key: {keys:?}");
+    let v = hits[1].json();
+    assert_eq!(v["idempotency_key"], hits[0].key());
+    assert_eq!(v["files"][0]["name"], name.as_str());
+    assert_eq!(v["files"][0]["size"], 4321);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_back_off_exponentially_with_one_key_per_delivery() {
+    let rx = Receiver::start().await;
+    rx.rule(
+        "/flaky",
+        Rule {
+            fail_first: 3,
+            ..Rule::default()
+        },
+    );
+    let channels = format!(
+        "{}{}",
+        webhook("flaky", &rx.url("/flaky"), "json", ""),
+        webhook("steady", &rx.url("/steady"), "slack", "")
+    );
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "r.bin", 10, 50);
+    let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    let state = wait_item_alert(&srv, &name, "failing: ", 30).await;
+    assert_eq!(state, "failing: webhook answered HTTP 500");
+    assert_eq!(list_alert(&srv, &name).await, state);
+    let flaky = hits_on(&rx, "/flaky", 4, 40).await;
+    wait_item_alert(&srv, &name, "delivered", 10).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.hits("/flaky").len(), 4, "no attempt after success");
+    assert_eq!(
+        rx.hits("/steady").len(),
+        1,
+        "the working channel is not resent"
+    );
+    let keys: HashSet<String> = rx.all_hits().iter().map(Hit::key).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    // Backoff 1 s, 2 s, 4 s, on whole seconds: each gap may be up to ~1 s shorter or longer.
+    let gaps: Vec<Duration> = flaky.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(gaps[1] > Duration::from_millis(900), "doubling: {gaps:?}");
+    assert!(gaps[2] > Duration::from_millis(2900), "doubling: {gaps:?}");
+    assert!(gaps[2] < Duration::from_secs(8), "{gaps:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_is_given_up_after_alert_retry_for() {
+    let mut rx = Receiver::start_down().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv =
+        TestServer::start_with(&alert_config("1s", "alert_retry_for = \"2s\"", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "g.bin", 10, 60);
+    let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    let state = wait_item_alert(&srv, &name, "failed: ", 30).await;
+    assert!(state.contains("webhook"), "{state}");
+    assert_eq!(list_alert(&srv, &name).await, state);
+    // Given up means no more attempts.
+    rx.up().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(rx.all_hits().is_empty(), "attempt after giving up");
+    assert!(item_alert(&srv, &name).await.starts_with("failed: "));
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command channel.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_channel_gets_the_delivery_as_json_on_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("alerts-out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let channels = format!(
+        "[[alerts]]\nkind = \"command\"\nname = \"script\"\ncommand = [\"/bin/sh\", \"-c\", \"cat > \\\"$0/$SFX_IDEMPOTENCY_KEY.json\\\"\", {:?}]\n\
+         [[alerts]]\nkind = \"command\"\nname = \"broken\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >/dev/null; echo boom >&2; exit 3\"]\n",
+        out_dir.to_str().unwrap()
+    );
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let p = random_file(tmp.path(), "cmd.bin", 777, 70);
+    let sha = external_sha256(&p);
+    let name = curl_upload(&srv, CUSTOMER, &p, &["reference=CMD-1"]).await;
+    let written: Vec<PathBuf> = eventually("the command's output", 30, async || {
+        let files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let done = files.len() == 1
+            && std::fs::read(&files[0])
+                .is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok());
+        if done {
+            Ok(files)
+        } else {
+            Err(format!("{files:?}"))
+        }
+    })
+    .await;
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&written[0]).unwrap()).unwrap();
+    assert_eq!(v["schema"], "sfx.delivery.v1");
+    let key = v["idempotency_key"].as_str().unwrap();
+    assert_eq!(
+        written[0].file_name().unwrap().to_str().unwrap(),
+        format!("{key}.json"),
+        "SFX_IDEMPOTENCY_KEY is the payload's key"
+    );
+    assert_eq!(v["files"][0]["name"], name.as_str());
+    assert_eq!(v["files"][0]["sha256"], sha);
+    assert_eq!(v["files"][0]["size"], 777);
+    assert_eq!(v["uploader"]["reference"], "CMD-1");
+    assert_no_secrets(&v.to_string());
+    // The failing command's exit status and stderr are what operators see.
+    let state = wait_item_alert(&srv, &name, "failing: ", 20).await;
+    assert!(
+        state.contains("exit status: 3") && state.contains("boom"),
+        "{state}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        1,
+        "the delivered channel is not run again"
+    );
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Label filters, slow channels, operator-visible state, health.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_labels_restricts_a_channel() {
+    let rx = Receiver::start().await;
+    let channels = format!(
+        "{}only_labels = [\"customers\"]\n{}",
+        webhook("customers-only", &rx.url("/customers"), "json", ""),
+        webhook("everything", &rx.url("/all"), "json", "")
+    );
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "internal.bin", 10, 80);
+    let admin_item = curl_upload(&srv, ADMIN, &p, &[]).await;
+    let all = hits_on(&rx, "/all", 1, 30).await;
+    assert_eq!(all[0].json()["uploader"]["label"], "support-team");
+    assert_no_secrets(&all[0].body);
+    wait_item_alert(&srv, &admin_item, "delivered", 10).await;
+    let customer_item = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    hits_on(&rx, "/all", 2, 30).await;
+    let only = hits_on(&rx, "/customers", 1, 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rx.hits("/customers").len(),
+        1,
+        "the ADMIN upload never reached it"
+    );
+    let v = only[0].json();
+    assert_eq!(v["uploader"]["label"], "customers");
+    assert_eq!(v["files"][0]["name"], customer_item.as_str());
+    wait_item_alert(&srv, &customer_item, "delivered", 10).await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_webhook_never_slows_uploads_or_other_channels() {
+    let rx = Receiver::start().await;
+    rx.rule(
+        "/slow",
+        Rule {
+            delay: Duration::from_secs(20),
+            ..Rule::default()
+        },
+    );
+    // An SMTP server that accepts connections and never says a word.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smtp_addr = black_hole.local_addr().unwrap();
+    let hole_task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = black_hole.accept().await {
+            held.push(conn);
+        }
+    });
+    let channels = format!(
+        "{}{}[[alerts]]\nkind = \"email\"\nname = \"stuck-mail\"\nsmtp_url = \"smtp://{smtp_addr}\"\nfrom = \"sfx@example.test\"\nto = [\"oncall@example.test\"]\n",
+        webhook("slow", &rx.url("/slow"), "json", ""),
+        webhook("fast", &rx.url("/fast"), "json", "")
+    );
+    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let first = random_file(tmp.path(), "first.bin", 1000, 90);
+    let name1 = curl_upload(&srv, CUSTOMER, &first, &[]).await;
+    // The worker is now stuck in the slow request.
+    hits_on(&rx, "/slow", 1, 30).await;
+    assert_eq!(
+        item_alert(&srv, &name1).await,
+        "pending",
+        "attempt in flight"
+    );
+    assert_eq!(list_alert(&srv, &name1).await, "pending");
+    let big = random_file(tmp.path(), "second.bin", 4 << 20, 91);
+    let t = Instant::now();
+    let name2 = curl_upload(&srv, CUSTOMER, &big, &["reference=OTHER"]).await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "upload took {took:?} while a webhook hangs"
+    );
+    let t = Instant::now();
+    assert_eq!(healthz(&srv).await["status"], "ok");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // The other channel still gets the second delivery while the slow one hangs.
+    let fast = eventually("the fast channel's second alert", 15, async || {
+        let hits = rx.hits("/fast");
+        hits.iter()
+            .find(|h| h.json()["files"][0]["name"] == name2.as_str())
+            .cloned()
+            .ok_or(format!("{} hit(s)", hits.len()))
+    })
+    .await;
+    assert!(
+        rx.hits("/slow")[0].at.elapsed() < Duration::from_secs(20),
+        "the fast channel waited for the slow one"
+    );
+    assert_eq!(fast.json()["uploader"]["reference"], "OTHER");
+    drop(rx);
+    hole_task.abort();
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_state_on_item_page_and_list() {
+    let mut rx = Receiver::start_down().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv = TestServer::start_with(&alert_config("3s", "", &channels)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "state.bin", 10, 100);
+    let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    assert_eq!(item_alert(&srv, &name).await, "waiting for more files");
+    assert_eq!(list_alert(&srv, &name).await, "waiting for more files");
+    let state = wait_item_alert(&srv, &name, "failing: ", 30).await;
+    assert!(
+        state.len() > "failing: ".len() + 5,
+        "names the error: {state}"
+    );
+    assert_eq!(list_alert(&srv, &name).await, state);
+    rx.up().await;
+    wait_item_alert(&srv, &name, "delivered", 30).await;
+    assert_eq!(list_alert(&srv, &name).await, "delivered");
+    assert_eq!(rx.all_hits().len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_degraded_while_an_alert_is_failing() {
+    let mut rx = Receiver::start_down().await;
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    let srv = TestServer::start_with(&alert_config(
+        "1s",
+        "alert_degraded_after = \"1s\"",
+        &channels,
+    ))
+    .await;
+    let h = healthz(&srv).await;
+    assert_eq!(
+        (h["status"].as_str(), h["alerts"].as_str()),
+        (Some("ok"), Some("ok"))
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let p = random_file(tmp.path(), "h.bin", 10, 110);
+    let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
+    let degraded = eventually("healthz degraded", 30, async || {
+        let h = healthz(&srv).await;
+        if h["status"] == "degraded" {
+            Ok(h)
+        } else {
+            Err(h.to_string())
+        }
+    })
+    .await;
+    assert_eq!(degraded["alerts"], "failing", "{degraded}");
+    assert_eq!(degraded["store"], "ok");
+    rx.up().await;
+    wait_item_alert(&srv, &name, "delivered", 30).await;
+    let h = healthz(&srv).await;
+    assert_eq!(h["status"], "ok", "{h}");
+    assert_eq!(h["alerts"], "ok", "{h}");
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary: logs never show webhook URLs or SMTP passwords; `sfx alert-test`.
+// ---------------------------------------------------------------------------------------------
+
+fn binary_config(dir: &Path, channels: &str) -> PathBuf {
+    let path = dir.join("sfx.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\npublic_url = \"{PUBLIC_URL}\"\n\
+             batch_window = \"1s\"\nalert_backoff = \"1s\"\n{channels}\n\
+             [[secrets]]\nlabel = \"customers\"\nsecret = \"support\"\npermissions = [\"create\"]\n\
+             [[secrets]]\nlabel = \"support-team\"\nsecret = \"{ADMIN}\"\npermissions = [\"admin\"]\n",
+            dir.join("data").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+struct Binary {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Binary {
+    async fn start(config: &Path, stderr: &Path, rust_log: &str) -> Binary {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(stderr).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let line = lines.next_line().await.unwrap().unwrap_or_else(|| {
+                    panic!("sfx exited: {}", std::fs::read_to_string(stderr).unwrap())
+                });
+                if let Some(a) = line.strip_prefix("listening on http://") {
+                    break a.parse().unwrap();
+                }
+            }
+        })
+        .await
+        .expect("sfx starts");
+        Binary {
+            child,
+            addr,
+            _stdout: lines,
+        }
+    }
+
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let ok = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success();
+        assert!(ok);
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("sfx stops on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_contain_webhook_urls_or_smtp_passwords() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dead = Receiver::start_down().await;
+    let dead_smtp = Receiver::start_down().await;
+    let path_token = unique("pathtok");
+    let query_token = unique("querytok");
+    let user_pw = unique("hookpw");
+    let smtp_pw = unique("smtppw");
+    let signing = unique("signtok");
+    let channels = format!(
+        "{}{}[[alerts]]\nkind = \"email\"\nname = \"mail\"\nsmtp_url = \"smtp://alerts:{smtp_pw}@{}\"\nfrom = \"sfx@example.test\"\nto = [\"oncall@example.test\"]\n",
+        webhook(
+            "signed",
+            &dead.url(&format!("/hooks/{path_token}")),
+            "json",
+            &format!("signing_secret = \"{signing}\"")
+        ),
+        webhook(
+            "chat",
+            &format!(
+                "http://hookuser:{user_pw}@{}/services/{path_token}/x?token={query_token}",
+                dead.addr
+            ),
+            "slack",
+            ""
+        ),
+        dead_smtp.addr
+    );
+    let config = binary_config(tmp.path(), &channels);
+    let secrets = [&path_token, &query_token, &user_pw, &smtp_pw, &signing];
+    for rust_log in ["sfx=debug", "debug"] {
+        let stderr = tmp.path().join(format!("stderr-{rust_log}.log"));
+        let bin = Binary::start(&config, &stderr, rust_log).await;
+        let srv_url = |p: &str| format!("http://{}{p}", bin.addr);
+        let p = random_file(tmp.path(), "l.bin", 10, 120);
+        let form = format!("file=@{}", p.to_str().unwrap());
+        let out = curl(&[
+            "-sS",
+            "-i",
+            "-F",
+            &form,
+            &format!("http://user:support@{}/+upload", bin.addr),
+        ])
+        .await;
+        let head = final_head(&out.stdout).to_string();
+        let name = name_from_location(&header_value(&head, "location").expect(&out.stdout));
+        // Let every channel fail at least twice.
+        let page = eventually("failing alerts", 30, async || {
+            let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+            let fails = log.matches("will retry").count();
+            let page = client()
+                .get(srv_url(&format!("/{name}")))
+                .basic_auth("op", Some(ADMIN))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if fails >= 6 && page.contains("failing: ") {
+                Ok(page)
+            } else {
+                Err(format!("{fails} failures logged"))
+            }
+        })
+        .await;
+        let list = client()
+            .get(srv_url("/+list"))
+            .basic_auth("op", Some(ADMIN))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let health = client()
+            .get(srv_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        bin.stop().await;
+        let log = std::fs::read_to_string(&stderr).unwrap();
+        assert!(
+            log.contains("alert failed") && log.contains("signed") && log.contains("mail"),
+            "the failures are logged (RUST_LOG={rust_log}):\n{log}"
+        );
+        for s in secrets {
+            for (what, text) in [
+                ("the log", &log),
+                ("the item page", &page),
+                ("the listing", &list),
+                ("/healthz", &health),
+            ] {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "{what} (RUST_LOG={rust_log}) contains the secret `{s}`:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_test_reports_each_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let signing = unique("sign-");
+    let cmd_out = tmp.path().join("cmd-alert.json");
+    let mut channels = format!(
+        "{}{}[[alerts]]\nkind = \"command\"\nname = \"script\"\ncommand = [\"/bin/sh\", \"-c\", \"cat > \\\"$0\\\"\", {:?}]\n",
+        webhook(
+            "ticketing",
+            &rx.url("/json"),
+            "json",
+            &format!("signing_secret = \"{signing}\"")
+        ),
+        webhook("chat", &rx.url("/slack"), "slack", ""),
+        cmd_out.to_str().unwrap()
+    );
+    let smtp = match smtp_python("alert_test_reports_each_channel (e-mail part)") {
+        Some(python) => Some(SmtpSink::start(&python, tmp.path(), None).await),
+        None => None,
+    };
+    if let Some(s) = &smtp {
+        channels.push_str(&format!(
+            "[[alerts]]\nkind = \"email\"\nname = \"mail\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"sfx@example.test\"\nto = [\"oncall@example.test\"]\n",
+            s.port
+        ));
+    }
+    let config = binary_config(tmp.path(), &channels);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
+        .args(["alert-test", "--config", config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut names = vec!["ticketing", "chat", "script"];
+    if smtp.is_some() {
+        names.push("mail");
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), names.len(), "one line per channel:\n{stdout}");
+    for (line, name) in lines.iter().zip(&names) {
+        assert!(
+            line.starts_with("ok ") && line.contains(name),
+            "`{line}` for {name}:\n{stdout}"
+        );
+    }
+    // What arrived is a clearly marked test, signed like real alerts.
+    let json = rx.hits("/json");
+    assert_eq!(json.len(), 1);
+    assert_signed(&json[0], &signing);
+    let v = json[0].json();
+    assert_eq!(v["test"], true);
+    assert_eq!(v["schema"], "sfx.delivery.v1");
+    assert!(
+        v["files"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(PUBLIC_URL)
+    );
+    assert_eq!(rx.hits("/slack").len(), 1);
+    assert!(
+        rx.hits("/slack")[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("test")
+    );
+    let cmd: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cmd_out).expect("the command ran")).unwrap();
+    assert_eq!(cmd["test"], true);
+    if let Some(s) = &smtp {
+        let mails = s.messages();
+        assert_eq!(mails.len(), 1);
+        assert!(
+            mails[0]["subject"].as_str().unwrap().contains("TEST"),
+            "{:?}",
+            mails[0]
+        );
+    }
+
+    // A dead channel: FAILED for it, ok for the others, non-zero exit, no URL printed.
+    let token = unique("deadtok");
+    let dead = Receiver::start_down().await;
+    let config = binary_config(
+        tmp.path(),
+        &format!(
+            "{}{}",
+            webhook("good", &rx.url("/json"), "json", ""),
+            webhook("dead", &dead.url(&format!("/hooks/{token}")), "slack", "")
+        ),
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
+        .args(["alert-test", "--config", config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("ok ") && l.contains("good")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAILED") && l.contains("dead")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&token) && !stderr.contains(&token),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(rx.hits("/json").len(), 2);
+}
