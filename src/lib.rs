@@ -35,6 +35,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Current Unix time in milliseconds (delivery batching needs better than whole seconds).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// A started, bound server: [`App::run`] serves until the token is cancelled.
 pub struct App {
     state: Arc<State>,

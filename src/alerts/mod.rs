@@ -26,7 +26,6 @@ pub fn delivery_join(
     window: Duration,
     uploader: &Uploader,
     reference: Option<&str>,
-    now: i64,
 ) -> std::io::Result<DeliveryJoin> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
@@ -37,8 +36,8 @@ pub fn delivery_join(
             uploader.client_ip,
             reference.unwrap_or("")
         ),
-        now,
-        window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
+        now_ms: crate::now_ms(),
+        window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
         new_idempotency_key: hex::encode(raw),
     })
 }
@@ -104,7 +103,9 @@ pub fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(3))
+        // A redirect would turn the POST into a GET without the alert and still end in 200:
+        // a 3xx is reported as a failure instead ("configure the final URL").
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("sfx/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.without_url().to_string())

@@ -193,7 +193,7 @@ impl Payload {
             let expires = f
                 .expires_at
                 .as_deref()
-                .map(|e| e.replace('T', " "))
+                .map(|e| e.replace('T', " ").replace('Z', " UTC"))
                 .unwrap_or_else(|| format_time(None));
             out.push_str(&format!(
                 "  expires  {expires}{}\n",

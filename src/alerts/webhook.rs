@@ -14,7 +14,9 @@ pub async fn send(
     payload: &Payload,
 ) -> Result<(), String> {
     let body = match format {
-        WebhookFormat::Slack => serde_json::json!({ "text": payload.text() }).to_string(),
+        WebhookFormat::Slack => {
+            serde_json::json!({ "text": slack_escape(&payload.text()) }).to_string()
+        }
         WebhookFormat::Json => serde_json::to_string(payload).map_err(|e| e.to_string())?,
     };
     let mut request = http
@@ -38,9 +40,22 @@ pub async fn send(
     let status = response.status();
     if status.is_success() {
         Ok(())
+    } else if status.is_redirection() {
+        Err(format!(
+            "webhook answered HTTP {} (a redirect): configure the final URL",
+            status.as_u16()
+        ))
     } else {
         Err(format!("webhook answered HTTP {}", status.as_u16()))
     }
+}
+
+/// Slack's message formatting treats `<...>` as mentions (`<!channel>`) and links, and `&` as
+/// an entity: customer text must show as typed, never ping or disguise a link.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// "error sending request: connection refused" rather than the first line only.
@@ -67,6 +82,14 @@ pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slack_text_cannot_mention_or_link() {
+        assert_eq!(
+            super::slack_escape("<!channel> a&b <https://x|y>"),
+            "&lt;!channel&gt; a&amp;b &lt;https://x|y&gt;"
+        );
+    }
+
     #[test]
     fn signature_is_hmac_of_timestamp_dot_body() {
         // printf '1700000000.{}' | openssl dgst -sha256 -hmac s3cret

@@ -5,18 +5,20 @@
 use super::{Payload, describe, http_client, send};
 use crate::state::State;
 use crate::store::{AlertOutcome, AlertTask, StoreError, blocking};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Attempts running at once (across channels).
-const PARALLEL: usize = 8;
+/// Attempts running at once on one channel (a stuck channel never holds up the others).
+const PER_CHANNEL: usize = 4;
 /// Longest pause between two looks at the outbox.
 const MAX_NAP: Duration = Duration::from_secs(2);
 /// The backoff doubles from `alert_backoff` up to this.
 const MAX_BACKOFF: i64 = 30 * 60;
+
+type Permits = HashMap<String, Arc<tokio::sync::Semaphore>>;
 
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let http = match http_client() {
@@ -34,19 +36,28 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
         .collect();
     let in_flight: Arc<Mutex<HashSet<(i64, String)>>> = Arc::default();
     let tracker = TaskTracker::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let permits: Permits = channels
+        .iter()
+        .map(|(name, _)| {
+            (
+                name.clone(),
+                Arc::new(tokio::sync::Semaphore::new(PER_CHANNEL)),
+            )
+        })
+        .collect();
     loop {
         if let Err(e) = tick(&state, &channels, &http, &in_flight, &tracker, &permits).await {
             tracing::warn!(error = %e, "alert worker: outbox unavailable");
         }
-        let nap = match blocking(&state.store, |s| s.next_alert_due()).await {
+        let nap = match blocking(&state.store, |s| s.next_alert_due_ms()).await {
             Ok(Some(due)) => {
-                Duration::from_secs(u64::try_from(due - crate::now()).unwrap_or(0)).min(MAX_NAP)
+                Duration::from_millis(u64::try_from(due - crate::now_ms()).unwrap_or(0))
+                    .min(MAX_NAP)
             }
             _ => MAX_NAP,
         };
         tokio::select! {
-            () = tokio::time::sleep(nap.max(Duration::from_millis(200))) => {}
+            () = tokio::time::sleep(nap.max(Duration::from_millis(50))) => {}
             () = shutdown.cancelled() => break,
         }
     }
@@ -61,17 +72,18 @@ async fn tick(
     http: &reqwest::Client,
     in_flight: &Arc<Mutex<HashSet<(i64, String)>>>,
     tracker: &TaskTracker,
-    permits: &Arc<tokio::sync::Semaphore>,
+    permits: &Permits,
 ) -> Result<(), StoreError> {
-    let now = crate::now();
+    let now_ms = crate::now_ms();
     let channels = channels.to_vec();
     let closed = blocking(&state.store, move |s| {
-        s.close_due_deliveries(now, &channels)
+        s.close_due_deliveries(now_ms, &channels)
     })
     .await?;
     if closed > 0 {
         tracing::debug!(closed, "deliveries closed");
     }
+    let now = now_ms / 1000;
     let tasks = blocking(&state.store, move |s| s.due_alerts(now, 64)).await?;
     for task in tasks {
         let key = (task.delivery_id, task.channel.clone());
@@ -82,14 +94,14 @@ async fn tick(
         {
             continue;
         }
-        let (state, http, in_flight, permits) = (
-            Arc::clone(state),
-            http.clone(),
-            Arc::clone(in_flight),
-            Arc::clone(permits),
-        );
+        let permit = permits.get(&task.channel).cloned();
+        let (state, http, in_flight) = (Arc::clone(state), http.clone(), Arc::clone(in_flight));
         tracker.spawn(async move {
-            let _permit = permits.acquire().await;
+            // Held for the attempt: at most PER_CHANNEL attempts per channel at once.
+            let _permit = match &permit {
+                Some(p) => p.acquire().await.ok(),
+                None => None,
+            };
             if let Err(e) = attempt(&state, &http, &task).await {
                 tracing::warn!(error = %e, "alert worker: could not record an attempt");
             }

@@ -1,5 +1,6 @@
 //! `GET /healthz`: the metadata store answers, the data directory has room, and alerts are
-//! getting through. 503 only when the store is down; otherwise `degraded` names what is wrong.
+//! getting through (none failing for `alert_degraded_after`, none given up within
+//! `alert_retry_for`). 503 only when the store is down; otherwise `degraded` says what is wrong.
 
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -7,21 +8,26 @@ use crate::store::blocking;
 use http::StatusCode;
 
 pub async fn check(state: &State, _req: Request) -> Result<Response, AppError> {
-    let failing_since = blocking(&state.store, |s| {
+    let retry_for = i64::try_from(state.config.alert_retry_for.as_secs()).unwrap_or(i64::MAX);
+    let since = crate::now().saturating_sub(retry_for);
+    let trouble = blocking(&state.store, move |s| {
         s.ping()?;
-        s.failing_since()
+        s.alert_trouble(since)
     })
     .await;
-    let store_ok = failing_since.is_ok();
+    let store_ok = trouble.is_ok();
     let space_ok = state
         .blobs
         .free_space()
         .is_ok_and(|f| f >= state.config.min_free_space);
     let threshold = i64::try_from(state.config.alert_degraded_after.as_secs()).unwrap_or(i64::MAX);
-    let alerts_ok = match failing_since {
-        Ok(Some(since)) => crate::now() - since < threshold,
-        _ => true,
+    // Failing for too long, or given up recently (support never heard of that delivery).
+    let alerts = match trouble {
+        Ok((_, gave_up)) if gave_up > 0 => "failed",
+        Ok((Some(failing_since), _)) if crate::now() - failing_since >= threshold => "failing",
+        _ => "ok",
     };
+    let alerts_ok = alerts == "ok";
     let status = if store_ok {
         StatusCode::OK
     } else {
@@ -36,7 +42,7 @@ pub async fn check(state: &State, _req: Request) -> Result<Response, AppError> {
         "status": overall,
         "store": if store_ok { "ok" } else { "unavailable" },
         "disk": if space_ok { "ok" } else { "low" },
-        "alerts": if alerts_ok { "ok" } else { "failing" },
+        "alerts": alerts,
     });
     Ok(response::json(status, &body))
 }

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 pub struct DeliveryJoin {
     /// Items with the same key (credential label, client IP, reference) join one delivery.
     pub batch_key: String,
-    pub now: i64,
-    /// Seconds of quiet after which the delivery is due.
-    pub window: i64,
+    /// Unix milliseconds.
+    pub now_ms: i64,
+    /// Milliseconds of quiet after which the delivery is due.
+    pub window_ms: i64,
     /// The idempotency key to use if this item opens a new delivery.
     pub new_idempotency_key: String,
 }
@@ -80,17 +81,17 @@ impl AlertStatus {
 }
 
 pub trait Outbox: Send + Sync {
-    /// Closes deliveries due at `now`, creating a pending alert for every channel whose label
+    /// Closes deliveries due at `now_ms`, creating a pending alert for every channel whose label
     /// filter accepts the uploader. `channels` are (name, only_labels). Returns how many closed.
     fn close_due_deliveries(
         &self,
-        now: i64,
+        now_ms: i64,
         channels: &[(String, Vec<String>)],
     ) -> Result<usize, StoreError>;
     /// Alerts due for an attempt.
     fn due_alerts(&self, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError>;
-    /// When the next alert attempt or delivery closing is due, if any.
-    fn next_alert_due(&self) -> Result<Option<i64>, StoreError>;
+    /// When (Unix milliseconds) the next alert attempt or delivery closing is due, if any.
+    fn next_alert_due_ms(&self) -> Result<Option<i64>, StoreError>;
     fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError>;
     fn record_alert(
         &self,
@@ -100,6 +101,7 @@ pub trait Outbox: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Alert status of the deliveries of these items (by item name).
     fn alert_status(&self, names: &[String]) -> Result<HashMap<String, AlertStatus>, StoreError>;
-    /// When the oldest alert still being retried was created.
-    fn failing_since(&self) -> Result<Option<i64>, StoreError>;
+    /// When the oldest alert still being retried was created, and how many alerts were given
+    /// up since `gave_up_since`.
+    fn alert_trouble(&self, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError>;
 }

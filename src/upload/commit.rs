@@ -42,7 +42,6 @@ pub async fn commit(
         state.config.batch_window,
         &meta.uploader,
         meta.reference.as_deref(),
-        meta.created_at,
     )?;
     tokio::task::spawn_blocking(move || {
         commit_blocking(store.as_ref(), &blobs, staged, &meta, &join)

@@ -85,7 +85,6 @@ pub async fn append(
             state.config.batch_window,
             &item.uploader,
             item.reference.as_deref(),
-            now,
         )?;
         tokio::task::spawn_blocking(move || -> Result<(), AppError> {
             blobs.finish_partial(&n)?;

@@ -355,12 +355,12 @@ impl MetaStore for SqliteStore {
 impl Outbox for SqliteStore {
     fn close_due_deliveries(
         &self,
-        now: i64,
+        now_ms: i64,
         channels: &[(String, Vec<String>)],
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let n = outbox::close_due(&tx, now, channels)?;
+        let n = outbox::close_due(&tx, now_ms, channels)?;
         tx.commit()?;
         Ok(n)
     }
@@ -369,7 +369,7 @@ impl Outbox for SqliteStore {
         outbox::due_alerts(&self.conn(), now, limit)
     }
 
-    fn next_alert_due(&self) -> Result<Option<i64>, StoreError> {
+    fn next_alert_due_ms(&self) -> Result<Option<i64>, StoreError> {
         outbox::next_due(&self.conn())
     }
 
@@ -390,8 +390,8 @@ impl Outbox for SqliteStore {
         outbox::status(&self.conn(), names)
     }
 
-    fn failing_since(&self) -> Result<Option<i64>, StoreError> {
-        outbox::failing_since(&self.conn())
+    fn alert_trouble(&self, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError> {
+        outbox::trouble(&self.conn(), gave_up_since)
     }
 }
 

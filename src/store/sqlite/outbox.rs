@@ -17,13 +17,13 @@ pub fn join(
     reference: Option<&str>,
     names: &[&ItemName],
 ) -> Result<(), StoreError> {
-    let due = join.now.saturating_add(join.window);
+    let due = join.now_ms.saturating_add(join.window_ms);
     let open: Option<i64> = conn
         .prepare_cached(
             "SELECT id FROM deliveries WHERE batch_key = ?1 AND closed_at IS NULL AND due_at > ?2
              ORDER BY id DESC LIMIT 1",
         )?
-        .query_row(params![join.batch_key, join.now], |r| r.get(0))
+        .query_row(params![join.batch_key, join.now_ms], |r| r.get(0))
         .optional()?;
     let id = match open {
         Some(id) => {
@@ -44,7 +44,7 @@ pub fn join(
                     uploader.client_ip,
                     uploader.user_agent,
                     reference,
-                    join.now,
+                    join.now_ms / 1000,
                     due
                 ],
             )?;
@@ -60,19 +60,20 @@ pub fn join(
 
 pub fn close_due(
     conn: &Connection,
-    now: i64,
+    now_ms: i64,
     channels: &[(String, Vec<String>)],
 ) -> Result<usize, StoreError> {
     let due: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT id, uploader FROM deliveries WHERE closed_at IS NULL AND due_at <= ?1",
         )?
-        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO alerts (delivery_id, channel, state, created_at, next_attempt_at)
          VALUES (?1, ?2, 'pending', ?3, ?3)",
     )?;
+    let now = now_ms / 1000;
     for (id, label) in &due {
         for (channel, only) in channels {
             if only.is_empty() || only.contains(label) {
@@ -100,10 +101,11 @@ pub fn due_alerts(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Alert
     Ok(tasks)
 }
 
+/// Milliseconds (deliveries' `due_at` is in ms; alert attempts are planned in seconds).
 pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     let next: Option<i64> = conn.query_row(
         "SELECT min(t) FROM (
-            SELECT min(next_attempt_at) AS t FROM alerts WHERE state IN ('pending', 'failing')
+            SELECT min(next_attempt_at) * 1000 AS t FROM alerts WHERE state IN ('pending', 'failing')
             UNION ALL SELECT min(due_at) FROM deliveries WHERE closed_at IS NULL)",
         [],
         |r| r.get(0),
@@ -214,11 +216,17 @@ pub fn status(
     Ok(out)
 }
 
-pub fn failing_since(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    let t: Option<i64> = conn.query_row(
+pub fn trouble(conn: &Connection, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError> {
+    let failing: Option<i64> = conn.query_row(
         "SELECT min(created_at) FROM alerts WHERE state = 'failing'",
         [],
         |r| r.get(0),
     )?;
-    Ok(t)
+    // A given-up alert's next_attempt_at is when it was given up.
+    let gave_up: i64 = conn.query_row(
+        "SELECT count(*) FROM alerts WHERE state = 'failed' AND next_attempt_at >= ?1",
+        [gave_up_since],
+        |r| r.get(0),
+    )?;
+    Ok((failing, u64::try_from(gave_up).unwrap_or(0)))
 }

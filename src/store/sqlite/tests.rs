@@ -129,8 +129,8 @@ fn migrates_a_version_1_database() {
 fn join(key: &str, now: i64, idem: &str) -> DeliveryJoin {
     DeliveryJoin {
         batch_key: key.into(),
-        now,
-        window: 60,
+        now_ms: now * 1000,
+        window_ms: 60_000,
         new_idempotency_key: idem.into(),
     }
 }
@@ -160,13 +160,13 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
         .unwrap();
     assert_eq!(status["AAAAAAAA"], AlertStatus::Collecting);
     // Nothing is due before the window has passed since the last item.
-    assert_eq!(s.next_alert_due().unwrap(), Some(190));
+    assert_eq!(s.next_alert_due_ms().unwrap(), Some(190_000));
     let channels = vec![
         ("all".to_string(), vec![]),
         ("vip".to_string(), vec!["vip".to_string()]),
     ];
-    assert_eq!(s.close_due_deliveries(189, &channels).unwrap(), 0);
-    assert_eq!(s.close_due_deliveries(191, &channels).unwrap(), 2);
+    assert_eq!(s.close_due_deliveries(189_999, &channels).unwrap(), 0);
+    assert_eq!(s.close_due_deliveries(191_000, &channels).unwrap(), 2);
     let tasks = s.due_alerts(191, 10).unwrap();
     assert_eq!(
         tasks.len(),
@@ -185,7 +185,7 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
         191,
     )
     .unwrap();
-    assert_eq!(s.failing_since().unwrap(), Some(191));
+    assert_eq!(s.alert_trouble(0).unwrap(), (Some(191), 0));
     assert_eq!(
         s.alert_status(&["CCCCCCCC".into()]).unwrap()["CCCCCCCC"],
         AlertStatus::Failing("down".into())
@@ -201,7 +201,7 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
         s.alert_status(&["AAAAAAAA".into()]).unwrap()["AAAAAAAA"],
         AlertStatus::Delivered
     );
-    assert_eq!(s.failing_since().unwrap(), None);
+    assert_eq!(s.alert_trouble(0).unwrap(), (None, 0));
     // Deleted items stay in their delivery, marked deleted.
     s.mark_deleted(&ItemName::parse("CCCCCCCC").unwrap(), 400, "t")
         .unwrap();
