@@ -8,18 +8,13 @@
 
 mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::*;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const ITEMS: &str = "/apis/rest/items";
 const MIB: usize = 1 << 20;
@@ -29,28 +24,6 @@ const CLI_BODY: usize = 1_398_104;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// `len` pseudo-random bytes, deterministic per `seed`.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        out.extend_from_slice(&s.wrapping_mul(0x2545F4914F6CDD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn sha_hex(d: &[u8]) -> String {
-    hex::encode(Sha256::digest(d))
-}
-
-fn b64(d: &[u8]) -> String {
-    STANDARD.encode(d)
-}
 
 /// `bytes B-E/T` for the raw bytes `begin..end` (end exclusive).
 fn cr(begin: usize, end: usize, total: usize) -> String {
@@ -134,10 +107,7 @@ impl Reply {
             "error content type: {:?}",
             self.header("content-type")
         );
-        let v = self.json();
-        assert_eq!(v["error"]["code"], code, "{v}");
-        let msg = v["error"]["message"].as_str().expect("message");
-        assert!(!msg.is_empty());
+        let msg = assert_error_body(&self.json(), code);
         assert!(
             msg.contains(message_part),
             "message {msg:?} lacks {message_part:?}"
@@ -297,7 +267,7 @@ async fn assert_stored(srv: &TestServer, name: &str, expected: &[u8]) {
     assert!(r.body == expected, "downloaded bytes differ");
     let fm = file_meta(srv, name).await;
     assert_eq!(fm["size"], expected.len() as u64);
-    assert_eq!(fm["hash"], sha_hex(expected));
+    assert_eq!(fm["hash"], sha256_hex(expected));
     assert_eq!(fm["complete"], true);
 }
 
@@ -323,13 +293,9 @@ fn offsets(r: &Reply) -> (u64, u64, bool) {
     (num("upload-offset"), num("upload-length"), complete)
 }
 
-fn partial_files(srv: &TestServer) -> Vec<std::path::PathBuf> {
-    let dir = srv.data_dir.join("partial");
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
+/// [`offsets`] of a transaction the customers' secret started, asked by its owner.
+async fn customer_offsets(srv: &TestServer, tid: &str) -> (u64, u64, bool) {
+    offsets(&head_offset(srv, Some(CUSTOMER), tid).await)
 }
 
 /// "Content-Range inconsistent. Last byte on Server: N" -> N.
@@ -342,13 +308,6 @@ fn last_byte_on_server(r: &Reply) -> usize {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("{msg}"))
-}
-
-/// The last response head of a `curl -i` output (after any `100 Continue`).
-fn final_head(out: &str) -> &str {
-    let start = out.rfind("HTTP/1.1 ").expect("a status line");
-    let rest = &out[start..];
-    rest.split("\r\n\r\n").next().unwrap()
 }
 
 /// Runs the real `curl`, never through a proxy.
@@ -382,12 +341,8 @@ async fn info_is_public_and_a_max_size_file_fits_one_body() {
     );
 
     // A max-size file in one request, with Ruby's newline every 60 characters: accepted.
-    let file = data(MIB, 1);
-    let ruby: String = b64(&file)
-        .as_bytes()
-        .chunks(60)
-        .map(|l| format!("{}\n", std::str::from_utf8(l).unwrap()))
-        .collect();
+    let file = random_bytes(MIB, 1);
+    let ruby = ruby_encode64(&file);
     assert!(
         ruby.len() as u64 <= body,
         "the advertised body size fits Ruby's encoding"
@@ -404,7 +359,7 @@ async fn info_is_public_and_a_max_size_file_fits_one_body() {
         &srv,
         Some(CUSTOMER),
         &[("Content-Range", &range)],
-        b64(&data(10, 2)),
+        b64(&random_bytes(10, 2)),
     )
     .await
     .expect_error(413, "");
@@ -412,76 +367,27 @@ async fn info_is_public_and_a_max_size_file_fits_one_body() {
     srv.stop().await;
 }
 
-/// A gzip tarball like the agent's sysreport (a few small logs).
-fn support_tarball(dir: &Path) -> Vec<u8> {
-    let root = dir.join("support");
-    std::fs::create_dir_all(root.join("var/svc1")).unwrap();
-    std::fs::write(root.join("node.log"), "2024-10-01 node1 started\n").unwrap();
-    std::fs::write(root.join("var/svc1/status.json"), "{\"avail\": \"up\"}\n").unwrap();
-    let out = dir.join("support.tar.gz");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-czf")
-        .arg(&out)
-        .args(["node.log", "var"])
-        .status()
-        .expect("tar is installed");
-    assert!(st.success());
-    let bytes = std::fs::read(&out).unwrap();
-    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
-    bytes
-}
-
 /// One HTTP/1.1 exchange on a raw socket: the head exactly as given, then the body.
-/// Returns the status, the headers (name as sent, value) and the body.
+/// Returns the status, the head and the (whole) body.
 async fn raw_exchange(
     addr: std::net::SocketAddr,
     head: &str,
     body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    sock.write_all(head.as_bytes()).await.unwrap();
-    sock.write_all(body).await.unwrap();
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 8192];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(30), sock.read(&mut tmp))
-            .await
-            .expect("answer in time")
-            .unwrap();
-        assert!(n > 0, "connection closed before the answer");
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    let text = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
+) -> (u16, String, String) {
+    let answer = raw_request(addr, &[head.as_bytes(), body].concat()).await;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no whole answer: {answer:?}"));
+    let len: usize = header_value(head, "content-length")
+        .expect("a Content-Length on the answer")
         .parse()
         .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse().unwrap())
-        .expect("a Content-Length on the answer");
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let n = sock.read(&mut tmp).await.unwrap();
-        assert!(n > 0);
-        body.extend_from_slice(&tmp[..n]);
-    }
-    (status, headers, body)
+    assert_eq!(body.len(), len, "the whole body");
+    (
+        status_of(head).expect("a status line"),
+        head.to_string(),
+        body.to_string(),
+    )
 }
 
 /// A1/A2/A5: the vendor agent's single POST, byte for byte as python-requests puts it on the wire
@@ -492,7 +398,7 @@ async fn raw_exchange(
 async fn vendor_agent_one_shot_replay() {
     let srv = TestServer::start().await;
     let tmp = tempfile::tempdir().unwrap();
-    let tarball = support_tarball(tmp.path());
+    let tarball = std::fs::read(support_tarball(tmp.path())).unwrap();
     for (namespace, expected_name) in [
         ("", "_svc1_at_node1.tar.gz"),
         ("ns1", "ns1_svc1_at_node1.tar.gz"),
@@ -518,15 +424,10 @@ async fn vendor_agent_one_shot_replay() {
             last = size - 1,
         );
         let before = sfx::now();
-        let (status, headers, body) = raw_exchange(srv.addr, &head, payload.as_bytes()).await;
-        let h = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
-        };
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-        assert_eq!(body, b"{}");
+        let (status, head, body) = raw_exchange(srv.addr, &head, payload.as_bytes()).await;
+        let h = |n: &str| header_value(&head, n);
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body, "{}");
         assert!(h("transaction-id").is_some_and(|t| !t.is_empty()));
         // The agent prints "uploaded as https://sfx.opensvc.com<Content-Location>".
         let loc = h("content-location").expect("Content-Location: the agent's only success test");
@@ -544,7 +445,7 @@ async fn vendor_agent_one_shot_replay() {
         assert_eq!(fm["filename"], expected_name);
         assert_eq!(fm["type"], "application/octet-stream");
         assert_eq!(fm["size"], size as u64);
-        assert_eq!(fm["hash"], sha_hex(&tarball));
+        assert_eq!(fm["hash"], sha256_hex(&tarball));
         assert_eq!(fm["complete"], true);
         assert_eq!(fm["locked"], false);
         let uploaded = fm["timestamp-upload"].as_i64().unwrap();
@@ -557,23 +458,10 @@ async fn vendor_agent_one_shot_replay() {
         let dl = download(&srv, &name, Some(READER)).await;
         dl.expect(200);
         assert_eq!(dl.body, tarball);
-        assert_eq!(
-            std::fs::read(srv.data_dir.join("files").join(&name)).unwrap(),
-            tarball
-        );
+        assert_eq!(std::fs::read(srv.stored_path(&name)).unwrap(), tarball);
     }
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     srv.stop().await;
-}
-
-/// The real binary, killed when dropped.
-struct Binary(std::process::Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {
@@ -618,36 +506,19 @@ async fn large_one_shot_body_streams_with_flat_memory() {
     let sha = external_sha256(&raw);
 
     let data_dir = tmp.path().join("data");
-    let config = tmp.path().join("sfx.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\nmax_file_size = \"1GiB\"\n\
-             [[secrets]]\nlabel = \"customers\"\nsecret = \"{CUSTOMER}\"\npermissions = [\"create\"]\n\
-             [[secrets]]\nlabel = \"support-team\"\nsecret = \"{ADMIN}\"\npermissions = [\"admin\"]\n",
-            data_dir.to_str().unwrap()
-        ),
+    let toml = format!(
+        "{}max_file_size = \"1GiB\"\n{}",
+        base_toml(&data_dir),
+        secrets_toml(2)
+    );
+    let config = write_config(tmp.path(), &toml);
+    let bin = Binary::start(
+        &["serve", "--config", config.to_str().unwrap()],
+        &[],
+        Some(&tmp.path().join("sfx.log")),
     )
-    .unwrap();
-    let log = std::fs::File::create(tmp.path().join("sfx.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sfx"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let pid = child.id();
-    let bin = Binary(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("sfx printed its address").unwrap();
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            break a.to_string();
-        }
-    };
-    // Keep draining stdout so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
+    .await;
+    let pid = bin.pid();
     let idle_kib = vm_hwm_kib(pid);
 
     let started = Instant::now();
@@ -677,7 +548,7 @@ async fn large_one_shot_body_streams_with_flat_memory() {
         "%{http_code}",
         "-o",
         "/dev/null",
-        &format!("http://{addr}{ITEMS}"),
+        &bin.url(ITEMS),
     ])
     .await;
     let elapsed = started.elapsed();
@@ -699,16 +570,7 @@ async fn large_one_shot_body_streams_with_flat_memory() {
         "server peak RSS {peak_kib} KiB for a {body_len}-byte body: the body is being buffered"
     );
 
-    let meta: Value = client()
-        .get(format!("http://{addr}{ITEMS}/{name}"))
-        .basic_auth("user", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fm = &meta["file-meta"];
+    let fm = common::file_meta(&bin, &name).await;
     assert_eq!(fm["size"], SIZE as u64);
     assert_eq!(fm["hash"], sha);
     assert_eq!(fm["filename"], "big.tar.gz");
@@ -726,7 +588,7 @@ async fn large_one_shot_body_streams_with_flat_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_chunks_replay() {
     let srv = TestServer::start().await;
-    let file = data(3 * MIB + MIB / 2, 3);
+    let file = random_bytes(3 * MIB + MIB / 2, 3);
     let total = file.len();
     let mut tid: Option<String> = None;
     let mut statuses = Vec::new();
@@ -758,8 +620,8 @@ async fn bepasty_cli_chunks_replay() {
             name = Some(r.expect_created());
         } else {
             r.expect_progress();
-            let (off, len, complete) = offsets(&head_offset(&srv, Some(CUSTOMER), &t).await);
-            assert_eq!((off, len, complete), (end as u64, total as u64, false));
+            let progress = customer_offsets(&srv, &t).await;
+            assert_eq!(progress, (end as u64, total as u64, false));
         }
         tid = Some(t);
     }
@@ -768,7 +630,7 @@ async fn bepasty_cli_chunks_replay() {
     assert_stored(&srv, &name, &file).await;
     // The path as typed is reduced to its last component.
     assert_eq!(file_meta(&srv, &name).await["filename"], "big.bin");
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     srv.stop().await;
 }
 
@@ -777,7 +639,7 @@ async fn bepasty_cli_chunks_replay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_mode_growing_totals() {
     let srv = TestServer::start().await;
-    let file = data(3 * MIB + MIB / 2, 4);
+    let file = random_bytes(3 * MIB + MIB / 2, 4);
     let mut tid: Option<String> = None;
     let mut totals = Vec::new();
     let mut statuses = Vec::new();
@@ -809,7 +671,7 @@ async fn stdin_mode_growing_totals() {
             let t = r.expect_progress();
             // Upload-Length is the latest declared total.
             assert_eq!(
-                offsets(&head_offset(&srv, Some(CUSTOMER), &t).await),
+                customer_offsets(&srv, &t).await,
                 (end as u64, total as u64, false)
             );
             tid = Some(t);
@@ -824,7 +686,7 @@ async fn stdin_mode_growing_totals() {
 
     // B4: stdin of exactly 1 MiB never sends a completing chunk: the item stays incomplete,
     // is not downloadable, and is listed as incomplete.
-    let exact = data(MIB, 5);
+    let exact = random_bytes(MIB, 5);
     let range = cr(0, MIB, MIB + 1);
     let r = post(
         &srv,
@@ -865,7 +727,7 @@ async fn stdin_mode_growing_totals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn double_slash_routes_like_single() {
     let srv = TestServer::start().await;
-    let file = data(2500, 6);
+    let file = random_bytes(2500, 6);
     let (r1, r2) = (cr(0, 1000, 2500), cr(1000, 2500, 2500));
     let first = post_to(
         &srv,
@@ -929,7 +791,7 @@ async fn ruby_client_replay() {
     let info = info.json();
     let chunk_size = info["MAX_BODY_SIZE"].as_u64().unwrap() as usize;
     let max = info["MAX_ALLOWED_FILE_SIZE"].as_u64().unwrap() as usize;
-    let file = data(max - 1234, 7);
+    let file = random_bytes(max - 1234, 7);
     assert!(file.len() <= chunk_size);
     let mut first_tid: Option<String> = None;
     let mut location = None;
@@ -970,7 +832,7 @@ async fn ruby_client_replay() {
     assert!((life - 86400).abs() <= 2, "{life}");
 
     // The same encoding split into several chunks, and with CRLF line breaks (MIME style).
-    let file = data(100_000, 8);
+    let file = random_bytes(100_000, 8);
     let mut tid: Option<String> = None;
     let mut name = None;
     for begin in (0..file.len()).step_by(30_000) {
@@ -1008,7 +870,7 @@ async fn ruby_client_replay() {
 async fn form_content_type_does_not_change_parsing() {
     let srv = TestServer::start().await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = data(5000, 9);
+    let file = random_bytes(5000, 9);
     let enc = tmp.path().join("x.b64");
     std::fs::write(&enc, b64(&file)).unwrap();
     for ct in [
@@ -1056,7 +918,7 @@ async fn form_content_type_does_not_change_parsing() {
 async fn curl_chunked_upload_with_expect_continue() {
     let srv = TestServer::start().await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = data(3 * MIB, 10);
+    let file = random_bytes(3 * MIB, 10);
     let half = 3 * MIB / 2;
     let (a, b) = (tmp.path().join("a.b64"), tmp.path().join("b.b64"));
     std::fs::write(&a, b64(&file[..half])).unwrap();
@@ -1118,7 +980,7 @@ async fn curl_chunked_upload_with_expect_continue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_after_409() {
     let srv = TestServer::start().await;
-    let file = data(3000, 11);
+    let file = random_bytes(3000, 11);
     // A first chunk must start at 0; nothing is created otherwise.
     let r = chunk(&srv, CUSTOMER, None, &file, 1000, 2000, 3000).await;
     assert_eq!(last_byte_on_server(&r), 0);
@@ -1136,10 +998,7 @@ async fn resume_after_409() {
     let r = chunk(&srv, CUSTOMER, Some(&tid), &file, 500, 3000, 3000).await;
     assert_eq!(last_byte_on_server(&r), 1000);
     // Nothing of the refused chunks was kept.
-    assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-        (1000, 3000, false)
-    );
+    assert_eq!(customer_offsets(&srv, &tid).await, (1000, 3000, false));
     let r = chunk(&srv, CUSTOMER, Some(&tid), &file, resume_at, 3000, 3000).await;
     let name = r.expect_created();
     assert_eq!(r.tid(), tid);
@@ -1151,7 +1010,7 @@ async fn resume_after_409() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_resumes_after_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = data(2 * MIB + 12345, 12);
+    let file = random_bytes(2 * MIB + 12345, 12);
     let srv = TestServer::start_in(tmp.path(), "").await;
     let tid = start_upload(&srv, CUSTOMER, &file, MIB).await;
     chunk(&srv, CUSTOMER, Some(&tid), &file, MIB, 2 * MIB, file.len())
@@ -1161,7 +1020,7 @@ async fn transaction_resumes_after_restart() {
 
     let srv = TestServer::start_in(tmp.path(), "").await;
     assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
+        customer_offsets(&srv, &tid).await,
         (2 * MIB as u64, file.len() as u64, false)
     );
     // A wrong offset after the restart still names the stored size.
@@ -1179,7 +1038,7 @@ async fn transaction_resumes_after_restart() {
     .await
     .expect_created();
     assert_stored(&srv, &name, &file).await;
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     srv.stop().await;
 }
 
@@ -1187,7 +1046,7 @@ async fn transaction_resumes_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_offset_query() {
     let srv = TestServer::start().await;
-    let file = data(5000, 13);
+    let file = random_bytes(5000, 13);
     let tid = start_upload(&srv, CUSTOMER, &file, 2000).await;
     let r = head_offset(&srv, Some(CUSTOMER), &tid).await;
     assert_eq!(offsets(&r), (2000, 5000, false));
@@ -1221,8 +1080,8 @@ async fn head_offset_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_transactions() {
     let srv = TestServer::start().await;
-    let a = data(3 * MIB, 14);
-    let b = data(3 * MIB - 7, 15);
+    let a = random_bytes(3 * MIB, 14);
+    let b = random_bytes(3 * MIB - 7, 15);
     // Interleaved, one request at a time.
     let ta = start_upload(&srv, CUSTOMER, &a, MIB).await;
     let tb = start_upload(&srv, CUSTOMER, &b, MIB).await;
@@ -1244,8 +1103,8 @@ async fn two_concurrent_transactions() {
     assert_stored(&srv, &nb, &b).await;
 
     // Whole uploads in parallel.
-    let c = data(2 * MIB + 1, 16);
-    let d = data(2 * MIB + 2, 17);
+    let c = random_bytes(2 * MIB + 1, 16);
+    let d = random_bytes(2 * MIB + 2, 17);
     let ((nc, tc), (nd, td)) = tokio::join!(
         upload_chunked(&srv, CUSTOMER, &c, 300_000),
         upload_chunked(&srv, CUSTOMER, &d, 300_000),
@@ -1260,21 +1119,18 @@ async fn two_concurrent_transactions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_incomplete_uploads_are_removed() {
     let srv = TestServer::start_with("incomplete_ttl = \"1s\"\nsweep_interval = \"200ms\"").await;
-    let done = data(1000, 18);
+    let done = random_bytes(1000, 18);
     let kept = upload(&srv, CUSTOMER, &done).await;
-    let file = data(4000, 19);
+    let file = random_bytes(4000, 19);
     let tid = start_upload(&srv, CUSTOMER, &file, 1000).await;
     assert_eq!(srv.item_names().len(), 2);
-    assert_eq!(partial_files(&srv).len(), 1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.item_names().len() != 1 || !partial_files(&srv).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "idle incomplete upload still there: {:?}",
-            partial_files(&srv)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(srv.partial_files().len(), 1);
+    wait_until(
+        "the idle incomplete upload to be removed",
+        Duration::from_secs(10),
+        || srv.item_names().len() == 1 && srv.partial_files().is_empty(),
+    )
+    .await;
     assert_eq!(srv.item_names(), vec![kept.clone()], "complete items stay");
     chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, 4000, 4000)
         .await
@@ -1291,7 +1147,7 @@ async fn idle_incomplete_uploads_are_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_id_is_opaque() {
     let srv = TestServer::start().await;
-    let file = data(100, 20);
+    let file = random_bytes(100, 20);
     let mut seen = Vec::new();
     for _ in 0..3 {
         let r = chunk(&srv, CUSTOMER, None, &file, 0, 100, 100).await;
@@ -1324,7 +1180,7 @@ async fn transaction_id_is_opaque() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_credentials_transaction_is_403() {
     let srv = TestServer::start().await;
-    let file = data(3000, 21);
+    let file = random_bytes(3000, 21);
     let tid = start_upload(&srv, CUSTOMER, &file, 1000).await;
     // ADMIN has create (admin implies it) but did not start this upload.
     chunk(&srv, ADMIN, Some(&tid), &file, 1000, 2000, 3000)
@@ -1334,7 +1190,7 @@ async fn another_credentials_transaction_is_403() {
     chunk(&srv, READER, Some(&tid), &file, 1000, 2000, 3000)
         .await
         .expect_error(403, "");
-    let other = data(1000, 22);
+    let other = random_bytes(1000, 22);
     let range = cr(1000, 2000, 3000);
     post(
         &srv,
@@ -1344,10 +1200,7 @@ async fn another_credentials_transaction_is_403() {
     )
     .await
     .expect_error(403, "");
-    assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-        (1000, 3000, false)
-    );
+    assert_eq!(customer_offsets(&srv, &tid).await, (1000, 3000, false));
     let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, 3000, 3000)
         .await
         .expect_created();
@@ -1359,9 +1212,9 @@ async fn another_credentials_transaction_is_403() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completed_transaction_is_409() {
     let srv = TestServer::start().await;
-    let file = data(3000, 23);
+    let file = random_bytes(3000, 23);
     let (name, tid) = upload_chunked(&srv, CUSTOMER, &file, 1000).await;
-    let extra = data(4, 24);
+    let extra = random_bytes(4, 24);
     let range = cr(3000, 3004, 3004);
     post(
         &srv,
@@ -1392,7 +1245,7 @@ async fn completed_transaction_is_409() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_create_can_continue_its_own_transaction() {
     let srv = TestServer::start_with("default_permissions = [\"create\"]").await;
-    let file = data(3000, 25);
+    let file = random_bytes(3000, 25);
     let r1 = cr(0, 1000, 3000);
     let tid = post(&srv, None, &[("Content-Range", &r1)], b64(&file[..1000]))
         .await
@@ -1447,7 +1300,7 @@ async fn missing_or_malformed_content_range_is_400() {
         .expect_error(400, "Content-Range");
     }
     // The same on a continuation.
-    let file = data(20, 26);
+    let file = random_bytes(20, 26);
     let tid = start_upload(&srv, CUSTOMER, &file, 10).await;
     post(
         &srv,
@@ -1457,10 +1310,7 @@ async fn missing_or_malformed_content_range_is_400() {
     )
     .await
     .expect_error(400, "Content-Range");
-    assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-        (10, 20, false)
-    );
+    assert_eq!(customer_offsets(&srv, &tid).await, (10, 20, false));
     assert_eq!(srv.item_names().len(), 1, "only the started upload");
     srv.stop().await;
 }
@@ -1484,9 +1334,9 @@ async fn bad_base64_is_400_and_leaves_nothing() {
             .expect_error(400, "Could not decode data body");
     }
     assert!(srv.item_names().is_empty());
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     // On a continuation the stored part stays and the transaction goes on.
-    let file = data(30, 27);
+    let file = random_bytes(30, 27);
     let tid = start_upload(&srv, CUSTOMER, &file, 15).await;
     post(
         &srv,
@@ -1499,10 +1349,7 @@ async fn bad_base64_is_400_and_leaves_nothing() {
     )
     .await
     .expect_error(400, "Could not decode data body");
-    assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-        (15, 30, false)
-    );
+    assert_eq!(customer_offsets(&srv, &tid).await, (15, 30, false));
     let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 15, 30, 30)
         .await
         .expect_created();
@@ -1514,7 +1361,7 @@ async fn bad_base64_is_400_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decoded_length_must_match_the_range() {
     let srv = TestServer::start().await;
-    let file = data(40, 28);
+    let file = random_bytes(40, 28);
     // First chunk shorter / longer than announced: no item.
     for (range, body) in [
         ("bytes 0-19/40", b64(&file[..10])),
@@ -1526,10 +1373,14 @@ async fn decoded_length_must_match_the_range() {
             .expect_error(400, "");
     }
     assert!(srv.item_names().is_empty());
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     // Continuation: too long, too short; the offset does not move and no junk is kept.
     let tid = start_upload(&srv, CUSTOMER, &file, 10).await;
-    for body in [b64(&file[10..30]), b64(&file[10..15]), b64(&data(25, 29))] {
+    for body in [
+        b64(&file[10..30]),
+        b64(&file[10..15]),
+        b64(&random_bytes(25, 29)),
+    ] {
         post(
             &srv,
             Some(CUSTOMER),
@@ -1541,10 +1392,7 @@ async fn decoded_length_must_match_the_range() {
         )
         .await
         .expect_error(400, "");
-        assert_eq!(
-            offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-            (10, 40, false)
-        );
+        assert_eq!(customer_offsets(&srv, &tid).await, (10, 40, false));
     }
     chunk(&srv, CUSTOMER, Some(&tid), &file, 10, 20, 40)
         .await
@@ -1559,7 +1407,7 @@ async fn decoded_length_must_match_the_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maxlife_headers() {
     let srv = TestServer::start_with("max_lifetime = \"forever\"").await;
-    let file = data(10, 30);
+    let file = random_bytes(10, 30);
     let body = b64(&file);
     for (unit, value, msg) in [
         ("FORTNIGHT", "1", "maxlife-unit"),
@@ -1584,7 +1432,7 @@ async fn maxlife_headers() {
         srv.item_names().is_empty(),
         "no orphans (bepasty left some)"
     );
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     // Case-insensitive unit; FOREVER is -1; nothing given is the default (30 days).
     for (unit, value, expected) in [
         (Some("days"), Some("2"), 2 * 86400),
@@ -1686,15 +1534,15 @@ async fn too_large_is_413() {
         &srv,
         Some(CUSTOMER),
         &[("Content-Range", &over)],
-        b64(&data(10, 31)),
+        b64(&random_bytes(10, 31)),
     )
     .await
     .expect_error(413, "");
     assert!(srv.item_names().is_empty());
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
 
     // A continuation may grow T (stdin mode), but not past the maximum.
-    let file = data(max, 32);
+    let file = random_bytes(max, 32);
     let tid = start_upload(&srv, CUSTOMER, &file, 1000).await;
     let grow = format!("bytes 1000-1999/{}", max + 10);
     post(
@@ -1706,7 +1554,7 @@ async fn too_large_is_413() {
     .await
     .expect_error(413, "");
     assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
+        customer_offsets(&srv, &tid).await,
         (1000, max as u64, false)
     );
     let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, max, max)
@@ -1717,7 +1565,7 @@ async fn too_large_is_413() {
     // A body far larger than any allowed file (curl waits for 100-continue and gets the 413).
     let tmp = tempfile::tempdir().unwrap();
     let big = tmp.path().join("big.b64");
-    std::fs::write(&big, b64(&data(2 * MIB, 33))).unwrap();
+    std::fs::write(&big, b64(&random_bytes(2 * MIB, 33))).unwrap();
     let out = curl_np(&[
         "-sS",
         "-X",
@@ -1733,10 +1581,9 @@ async fn too_large_is_413() {
     .await;
     let (body, code) = out.stdout.rsplit_once('\n').unwrap();
     assert_eq!(code, "413", "{}", out.stderr);
-    let v: Value = serde_json::from_str(body).unwrap();
-    assert_eq!(v["error"]["code"], 413);
+    assert_error_body(&serde_json::from_str(body).unwrap(), 413);
     assert_eq!(srv.item_names(), vec![name]);
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     srv.stop().await;
 }
 
@@ -1780,7 +1627,7 @@ async fn api_errors_are_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_keys_and_hash_at_completion() {
     let srv = TestServer::start_with("max_lifetime = \"forever\"").await;
-    let file = data(70_000, 34);
+    let file = random_bytes(70_000, 34);
     let r = post(
         &srv,
         Some(CUSTOMER),
@@ -1813,7 +1660,7 @@ async fn metadata_keys_and_hash_at_completion() {
     assert_eq!(fm["filename"], "logs.tar.gz");
     assert_eq!(fm["size"], 70_000);
     assert_eq!(fm["type"], "application/gzip");
-    assert_eq!(fm["hash"], sha_hex(&file));
+    assert_eq!(fm["hash"], sha256_hex(&file));
     assert_eq!(fm["timestamp-max-life"], -1);
     assert_eq!(fm["timestamp-download"], 0);
     assert_eq!(fm["locked"], false);
@@ -1829,22 +1676,22 @@ async fn metadata_keys_and_hash_at_completion() {
             .contains("logs.tar.gz")
     );
     // The download time is recorded.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("timestamp-download", Duration::from_secs(5), async || {
         let fm = file_meta(&srv, &name).await;
         if fm["timestamp-download"].as_i64().unwrap() > 0 {
-            break;
+            Ok(())
+        } else {
+            Err(fm.to_string())
         }
-        assert!(Instant::now() < deadline, "timestamp-download never set");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_ranges_206_and_416() {
     let srv = TestServer::start().await;
-    let file = data(10_000, 35);
+    let file = random_bytes(10_000, 35);
     let name = upload(&srv, CUSTOMER, &file).await;
     let path = format!("{ITEMS}/{name}/download");
     let ranged = |r: &'static str| {
@@ -1883,7 +1730,7 @@ async fn download_ranges_206_and_416() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incomplete_item_is_409() {
     let srv = TestServer::start().await;
-    let file = data(2000, 36);
+    let file = random_bytes(2000, 36);
     start_upload(&srv, CUSTOMER, &file, 1000).await;
     let names = srv.item_names();
     assert_eq!(names.len(), 1);
@@ -1916,19 +1763,18 @@ async fn incomplete_item_is_409() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_item_is_404() {
     let srv = TestServer::start_with("default_lifetime = \"1s\"\nsweep_interval = \"1h\"").await;
-    let file = data(100, 37);
+    let file = random_bytes(100, 37);
     let name = upload(&srv, CUSTOMER, &file).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let gone = eventually("the item to expire", Duration::from_secs(10), async || {
         let r = meta(&srv, &name, Some(ADMIN)).await;
         if r.status == StatusCode::NOT_FOUND {
-            r.expect_error(404, "");
-            break;
+            return Ok(r);
         }
         r.expect(200);
-        assert!(Instant::now() < deadline, "never expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(r.text())
+    })
+    .await;
+    gone.expect_error(404, "");
     download(&srv, &name, Some(ADMIN))
         .await
         .expect_error(404, "");
@@ -1952,7 +1798,7 @@ async fn op(srv: &TestServer, name: &str, action: &str, secret: Option<&str>) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_and_unlock_are_for_admins() {
     let srv = TestServer::start().await;
-    let file = data(500, 38);
+    let file = random_bytes(500, 38);
     let name = upload(&srv, CUSTOMER, &file).await;
     for secret in [
         None,
@@ -2015,7 +1861,7 @@ async fn modify_needs_modify_permission() {
         "[[secrets]]\nlabel = \"editors\"\nsecret = \"{EDITOR}\"\npermissions = [\"read\", \"modify\"]\n"
     ))
     .await;
-    let file = data(500, 39);
+    let file = random_bytes(500, 39);
     let name = upload(&srv, CUSTOMER, &file).await;
     let modify = |secret: Option<&'static str>, ct: &'static str, body: &'static str| {
         modify_item(&srv, &name, secret, ct, body)
@@ -2047,7 +1893,7 @@ async fn modify_needs_modify_permission() {
     let fm = file_meta(&srv, &name).await;
     assert_eq!(fm["filename"], "renamed.log");
     assert_eq!(fm["type"], "text/plain");
-    assert_eq!(fm["hash"], sha_hex(&file), "content untouched");
+    assert_eq!(fm["hash"], sha256_hex(&file), "content untouched");
     let dl = download(&srv, &name, Some(EDITOR)).await;
     assert!(
         dl.header("content-disposition")
@@ -2085,7 +1931,7 @@ async fn modify_needs_modify_permission() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_needs_delete_permission() {
     let srv = TestServer::start().await;
-    let file = data(500, 40);
+    let file = random_bytes(500, 40);
     let name = upload(&srv, CUSTOMER, &file).await;
     for secret in [None, Some(CUSTOMER), Some(READER), Some(LISTER)] {
         op(&srv, &name, "delete", secret)
@@ -2104,14 +1950,14 @@ async fn delete_needs_delete_permission() {
     assert!(srv.stored_files().is_empty());
 
     // Admins may delete incomplete and locked items; the transaction is then gone.
-    let file = data(2000, 41);
+    let file = random_bytes(2000, 41);
     let tid = start_upload(&srv, CUSTOMER, &file, 1000).await;
     let inc = srv.item_names()[0].clone();
     op(&srv, &inc, "delete", Some(ADMIN)).await.expect(200);
     chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, 2000, 2000)
         .await
         .expect_error(400, "transaction");
-    assert!(partial_files(&srv).is_empty());
+    assert!(srv.partial_files().is_empty());
     let locked = upload(&srv, CUSTOMER, &file).await;
     op(&srv, &locked, "lock", Some(ADMIN)).await.expect(200);
     op(&srv, &locked, "delete", Some(DELETER))
@@ -2129,7 +1975,7 @@ async fn delete_needs_delete_permission() {
 async fn interrupted_chunk_keeps_offset_and_hash() {
     let srv = TestServer::start_with("upload_idle_timeout = \"1s\"").await;
     let auth = format!("Basic {}", b64(format!("user:{CUSTOMER}").as_bytes()));
-    let file = data(3000, 42);
+    let file = random_bytes(3000, 42);
     let head = |range: &str, tid: Option<&str>, len: usize| {
         let tid = tid
             .map(|t| format!("Transaction-ID: {t}\r\n"))
@@ -2140,68 +1986,48 @@ async fn interrupted_chunk_keeps_offset_and_hash() {
             srv.addr
         )
     };
+    // Opens a chunk request and sends only the first `sent` bytes of its body.
+    let send_part = async |range: &str, tid: Option<&str>, body: &str, sent: usize| {
+        let mut sock = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let head = head(range, tid, body.len());
+        sock.write_all(head.as_bytes()).await.unwrap();
+        sock.write_all(&body.as_bytes()[..sent]).await.unwrap();
+        sock
+    };
+    // Chunks are refused as "another request" while the server still holds a cut-off one.
+    let busy = |r: &Reply| r.status == StatusCode::CONFLICT && r.text().contains("another request");
+
     // First chunk cut off: no item stays.
-    let body = b64(&file[..1000]);
-    let mut sock = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    sock.write_all(head("bytes 0-999/3000", None, body.len()).as_bytes())
-        .await
-        .unwrap();
-    sock.write_all(&body.as_bytes()[..600]).await.unwrap();
-    drop(sock);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !srv.item_names().is_empty() || !partial_files(&srv).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "interrupted first chunk left an item"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    drop(send_part("bytes 0-999/3000", None, &b64(&file[..1000]), 600).await);
+    wait_until(
+        "the interrupted first chunk to leave no item",
+        Duration::from_secs(10),
+        || srv.item_names().is_empty() && srv.partial_files().is_empty(),
+    )
+    .await;
 
     let tid = start_upload(&srv, CUSTOMER, &file, 1000).await;
     // A continuation cut off after 600 of its 1336 body bytes (with junk-free data before).
     let body = b64(&file[1000..2000]);
-    let mut sock = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    sock.write_all(head("bytes 1000-1999/3000", Some(&tid), body.len()).as_bytes())
-        .await
-        .unwrap();
-    sock.write_all(&body.as_bytes()[..600]).await.unwrap();
-    drop(sock);
+    drop(send_part("bytes 1000-1999/3000", Some(&tid), &body, 600).await);
     // Wait until the server has let go of the cut-off request: a chunk at a wrong offset is
     // then the usual 409 (checked under the upload's lock), not "another request".
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = chunk(&srv, CUSTOMER, Some(&tid), &file, 0, 1000, 3000).await;
-        if r.text().contains("another request") {
-            assert!(Instant::now() < deadline, "upload stays busy");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        assert_eq!(last_byte_on_server(&r), 1000);
-        break;
-    }
-    assert_eq!(
-        offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-        (1000, 3000, false)
-    );
+    let r = eventually(
+        "the upload to be free",
+        Duration::from_secs(10),
+        async || {
+            let r = chunk(&srv, CUSTOMER, Some(&tid), &file, 0, 1000, 3000).await;
+            if busy(&r) { Err(r.text()) } else { Ok(r) }
+        },
+    )
+    .await;
+    assert_eq!(last_byte_on_server(&r), 1000);
+    assert_eq!(customer_offsets(&srv, &tid).await, (1000, 3000, false));
     // A stalled chunk: the server gives up after upload_idle_timeout (1 s) with a 408.
-    let other = b64(&data(1000, 43));
-    let mut sock = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    sock.write_all(head("bytes 1000-1999/3000", Some(&tid), other.len()).as_bytes())
-        .await
-        .unwrap();
-    sock.write_all(&other.as_bytes()[..700]).await.unwrap();
+    let other = b64(&random_bytes(1000, 43));
+    let mut sock = send_part("bytes 1000-1999/3000", Some(&tid), &other, 700).await;
     let started = Instant::now();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(15), sock.read(&mut buf))
-            .await
-            .expect("the server answers a stalled chunk")
-            .unwrap();
-        assert!(n > 0, "closed without an answer");
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let answer = read_head(&mut sock, Duration::from_secs(15)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     let waited = started.elapsed();
     assert!(
@@ -2212,21 +2038,17 @@ async fn interrupted_chunk_keeps_offset_and_hash() {
 
     // The owner resends the chunk; while the server still tears down the cut-off request the
     // upload may be busy (409 "another request"), never moved.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert_eq!(
-            offsets(&head_offset(&srv, Some(CUSTOMER), &tid).await),
-            (1000, 3000, false)
-        );
-        let r = chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, 2000, 3000).await;
-        if r.status == StatusCode::CONFLICT && r.text().contains("another request") {
-            assert!(Instant::now() < deadline, "upload stays busy");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        r.expect_progress();
-        break;
-    }
+    let r = eventually(
+        "the upload to be free",
+        Duration::from_secs(10),
+        async || {
+            assert_eq!(customer_offsets(&srv, &tid).await, (1000, 3000, false));
+            let r = chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, 2000, 3000).await;
+            if busy(&r) { Err(r.text()) } else { Ok(r) }
+        },
+    )
+    .await;
+    r.expect_progress();
     let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 2000, 3000, 3000)
         .await
         .expect_created();

@@ -1,7 +1,19 @@
 //! Shared test harness: starts the real server in-process on 127.0.0.1:0 with a temporary data
-//! directory, and offers a reqwest client and a real `curl`. Every test talks to 127.0.0.1 only.
+//! directory (or the real `sfx` binary, in `binary`), and offers HTTP helpers over reqwest, the
+//! real `curl` and raw sockets (`http`), and polling with a deadline (`wait`). Every test talks to
+//! 127.0.0.1 only.
 #![allow(dead_code)]
 
+mod binary;
+mod http;
+mod wait;
+
+// Each test binary uses a subset.
+#[allow(unused_imports)]
+pub use {binary::*, http::*, wait::*};
+
+use base64::Engine;
+use sha2::Digest;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,28 +26,63 @@ pub const READER: &str = "reader-secret";
 pub const LISTER: &str = "lister-secret";
 pub const DELETER: &str = "deleter-secret";
 
-const SECRETS: &str = r#"
-[[secrets]]
-label = "customers"
-secret = "support"
-permissions = ["create"]
-[[secrets]]
-label = "support-team"
-secret = "admin-secret-for-tests"
-permissions = ["admin"]
-[[secrets]]
-label = "readers"
-secret = "reader-secret"
-permissions = ["read"]
-[[secrets]]
-label = "listers"
-secret = "lister-secret"
-permissions = ["list"]
-[[secrets]]
-label = "deleters"
-secret = "deleter-secret"
-permissions = ["read", "delete"]
-"#;
+/// The test secrets: label, secret, permissions.
+const SECRETS: [(&str, &str, &str); 5] = [
+    ("customers", CUSTOMER, r#""create""#),
+    ("support-team", ADMIN, r#""admin""#),
+    ("readers", READER, r#""read""#),
+    ("listers", LISTER, r#""list""#),
+    ("deleters", DELETER, r#""read", "delete""#),
+];
+
+/// `[[secrets]]` tables for the first `n` test secrets: customers (create), support-team (admin),
+/// readers, listers, deleters.
+pub fn secrets_toml(n: usize) -> String {
+    SECRETS[..n]
+        .iter()
+        .map(|(label, secret, permissions)| {
+            format!(
+                "[[secrets]]\nlabel = \"{label}\"\nsecret = \"{secret}\"\npermissions = [{permissions}]\n"
+            )
+        })
+        .collect()
+}
+
+/// The keys every test config starts with: 127.0.0.1:0, `dir` as the data directory, and no
+/// free-space floor.
+pub fn base_toml(dir: &Path) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\n",
+        dir.to_str().expect("utf-8 path")
+    )
+}
+
+/// Writes `toml` to `<dir>/sfx.toml`; returns its path.
+pub fn write_config(dir: &Path, toml: &str) -> PathBuf {
+    let path = dir.join("sfx.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
+}
+
+/// A running sfx (the in-process [`TestServer`] or the real [`Binary`]), or just its address.
+pub trait Endpoint {
+    fn addr(&self) -> SocketAddr;
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// `http://user:SECRET@127.0.0.1:PORT/PATH`, as the vendor's curl command spells it.
+    fn url_with_secret(&self, secret: &str, path: &str) -> String {
+        format!("http://user:{secret}@{}{path}", self.addr())
+    }
+}
+
+impl Endpoint for SocketAddr {
+    fn addr(&self) -> SocketAddr {
+        *self
+    }
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -44,6 +91,12 @@ pub struct TestServer {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+impl Endpoint for TestServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 impl TestServer {
@@ -63,10 +116,7 @@ impl TestServer {
 
     /// Uses `dir` as the data directory (kept after the server stops: for restart tests).
     pub async fn start_in(dir: &Path, extra: &str) -> TestServer {
-        let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\n{extra}\n{SECRETS}",
-            dir.to_str().expect("utf-8 temp path")
-        );
+        let toml = format!("{}{extra}\n{}", base_toml(dir), secrets_toml(5));
         Self::start_toml(dir, &toml).await
     }
 
@@ -88,15 +138,6 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// `http://user:SECRET@127.0.0.1:PORT/PATH`, as the vendor's curl command spells it.
-    pub fn url_with_secret(&self, secret: &str, path: &str) -> String {
-        format!("http://user:{secret}@{}{}", self.addr, path)
-    }
-
     /// Stops the server and waits until it has shut down.
     pub async fn stop(self) -> Option<tempfile::TempDir> {
         self.shutdown.cancel();
@@ -104,13 +145,24 @@ impl TestServer {
         self._tmp
     }
 
-    /// Files in `<data_dir>/files` and `<data_dir>/tmp`.
+    /// Files in `<data_dir>/files`.
     pub fn stored_files(&self) -> Vec<PathBuf> {
         list_dir(&self.data_dir.join("files"))
     }
 
+    /// Files in `<data_dir>/tmp`.
     pub fn temp_files(&self) -> Vec<PathBuf> {
         list_dir(&self.data_dir.join("tmp"))
+    }
+
+    /// Files in `<data_dir>/partial` (incomplete REST uploads).
+    pub fn partial_files(&self) -> Vec<PathBuf> {
+        list_dir(&self.data_dir.join("partial"))
+    }
+
+    /// Where item `name` keeps its bytes: `<data_dir>/files/<name>`.
+    pub fn stored_path(&self, name: &str) -> PathBuf {
+        self.data_dir.join("files").join(name)
     }
 
     /// All live item names, via the store.
@@ -125,6 +177,12 @@ impl TestServer {
         v.sort();
         v
     }
+
+    /// Item `name` as the store has it.
+    pub fn item(&self, name: &str) -> Option<sfx::store::Item> {
+        let name = sfx::items::ItemName::parse(name).expect("an item name");
+        self.state.store.get(&name).expect("store")
+    }
 }
 
 fn list_dir(dir: &Path) -> Vec<PathBuf> {
@@ -135,32 +193,14 @@ fn list_dir(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// A reqwest client that does not follow redirects (we check them).
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-pub struct CurlOutput {
-    pub status: std::process::ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs the real `curl` with these arguments.
-pub async fn curl(args: &[&str]) -> CurlOutput {
-    let out = tokio::process::Command::new("curl")
-        .args(args)
-        .output()
-        .await
-        .expect("curl is installed");
-    CurlOutput {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// For a test whose external tool is missing: fails when `$require_var` is `1` (as in CI),
+/// otherwise prints `skipped: <reason>`, and the test returns.
+pub fn skip_unless_required(require_var: &str, reason: &str) {
+    assert!(
+        std::env::var(require_var).as_deref() != Ok("1"),
+        "{require_var}=1 but {reason}"
+    );
+    println!("skipped: {reason}");
 }
 
 /// SHA-256 computed independently of sfx, by `sha256sum`.
@@ -177,13 +217,23 @@ pub fn external_sha256(path: &Path) -> String {
         .to_string()
 }
 
-/// A file of `size` pseudo-random bytes (deterministic per `seed`).
-pub fn random_file(dir: &Path, name: &str, size: usize, seed: u64) -> PathBuf {
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Standard base64 with padding, no line breaks (what the REST clients send).
+pub fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// `size` pseudo-random bytes (deterministic per `seed`).
+pub fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407)
         | 1;
-    let mut data = Vec::with_capacity(size);
+    let mut data = Vec::with_capacity(size + 8);
     while data.len() < size {
         // xorshift64*: fast and good enough to defeat compression and accidental equality.
         state ^= state >> 12;
@@ -192,9 +242,34 @@ pub fn random_file(dir: &Path, name: &str, size: usize, seed: u64) -> PathBuf {
         data.extend_from_slice(&state.wrapping_mul(0x2545F4914F6CDD1D).to_le_bytes());
     }
     data.truncate(size);
+    data
+}
+
+/// A file of `size` pseudo-random bytes (deterministic per `seed`).
+pub fn random_file(dir: &Path, name: &str, size: usize, seed: u64) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, &data).expect("write test file");
+    std::fs::write(&path, random_bytes(size, seed)).expect("write test file");
     path
+}
+
+/// A gzip tarball like the OpenSVC agent's sysreport (a few small logs), as `<dir>/support.tar.gz`.
+pub fn support_tarball(dir: &Path) -> PathBuf {
+    let root = dir.join("support");
+    std::fs::create_dir_all(root.join("var/svc1")).unwrap();
+    std::fs::write(root.join("node.log"), "2024-10-01 node1 started\n").unwrap();
+    std::fs::write(root.join("var/svc1/status.json"), "{\"avail\": \"up\"}\n").unwrap();
+    let out = dir.join("support.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-czf")
+        .arg(&out)
+        .args(["node.log", "var"])
+        .status()
+        .expect("tar is installed");
+    assert!(st.success());
+    assert_eq!(&std::fs::read(&out).unwrap()[..2], &[0x1f, 0x8b], "gzip");
+    out
 }
 
 /// The item name from a bepasty `Location: /<name>#<filename>`.
@@ -203,7 +278,7 @@ pub fn name_from_location(location: &str) -> String {
     rest.split('#').next().expect("name").to_string()
 }
 
-/// `Location` header of a curl `-i` output (or of any header block).
+/// A header's value in a raw header block (a curl `-i` output, a raw socket's answer).
 pub fn header_value(head: &str, name: &str) -> Option<String> {
     head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;

@@ -1,0 +1,77 @@
+//! The real `sfx` binary, started the way the README says.
+
+use super::Endpoint;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A running `sfx`, killed when dropped.
+pub struct Binary {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl Endpoint for Binary {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Binary {
+    /// Runs `sfx ARGS` with `env` added and its stderr in `stderr_log` (or dropped), and waits
+    /// (20 s at most) for its `listening on http://ADDR` line. Its stdout is drained afterwards,
+    /// so the server never blocks on it.
+    pub async fn start(args: &[&str], env: &[(&str, &str)], stderr_log: Option<&Path>) -> Binary {
+        let stderr = match stderr_log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("stderr log")),
+            None => Stdio::null(),
+        };
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sfx");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let line = lines.next_line().await.unwrap().unwrap_or_else(|| {
+                    let log = stderr_log.map(std::fs::read_to_string);
+                    panic!("sfx exited before printing its address: {log:?}")
+                });
+                if let Some(a) = line.strip_prefix("listening on http://") {
+                    break a.parse().expect("an address");
+                }
+            }
+        })
+        .await
+        .expect("sfx printed its address");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Binary { child, addr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("sfx is running")
+    }
+
+    /// Sends SIGTERM and asserts a clean exit (within 20 s).
+    pub async fn stop(mut self) {
+        let pid = self.pid().to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("sfx stops on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    }
+}
