@@ -5,11 +5,9 @@ mod common;
 
 use common::*;
 use reqwest::header;
-use serde_json::Value;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const BOUNDARY: &str = "sfxTestBoundary7MA4YWxkTrZu0gW";
@@ -20,44 +18,6 @@ const MIB: usize = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Polls `cond` every 20 ms until it holds; panics after `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// What the server holds before a bad request: it must hold exactly the same afterwards.
-struct Snapshot {
-    items: Vec<String>,
-    files: Vec<PathBuf>,
-}
-
-fn snapshot(srv: &TestServer) -> Snapshot {
-    Snapshot {
-        items: srv.item_names(),
-        files: srv.stored_files(),
-    }
-}
-
-/// Nothing new: no item, no committed file, and the temp directory empties (promptly).
-async fn assert_nothing_stored(srv: &TestServer, before: &Snapshot, case: &str) {
-    wait_until(
-        &format!("{case}: DATA/tmp empty (left: {:?})", srv.temp_files()),
-        Duration::from_secs(5),
-        || srv.temp_files().is_empty(),
-    )
-    .await;
-    assert_eq!(srv.item_names(), before.items, "{case}: an item was stored");
-    assert_eq!(
-        srv.stored_files(),
-        before.files,
-        "{case}: a file was left under DATA/files"
-    );
-}
 
 /// A normal upload still works (and is then part of the baseline for the next case).
 async fn assert_still_serving(srv: &TestServer, case: &str) -> String {
@@ -73,11 +33,7 @@ async fn assert_still_serving(srv: &TestServer, case: &str) -> String {
         302,
         "{case}: a normal upload afterwards failed"
     );
-    let location = resp.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let name = name_from_location(&location);
+    let name = location_name(&resp);
     assert!(
         srv.item_names().contains(&name),
         "{case}: the follow-up upload is not listed"
@@ -89,6 +45,13 @@ async fn assert_still_serving(srv: &TestServer, case: &str) -> String {
     )
     .await;
     name
+}
+
+/// A bad request left nothing behind (see [`TestServer::assert_nothing_stored`]), and the server
+/// still serves others.
+async fn assert_unharmed(srv: &TestServer, before: &Snapshot, case: &str) {
+    srv.assert_nothing_stored(before, case).await;
+    assert_still_serving(srv, case).await;
 }
 
 struct Part<'a> {
@@ -161,6 +124,18 @@ async fn post_multipart(
     req.send().await.expect("request sent")
 }
 
+/// A urlencoded paste (pastebinit) with the customers' secret.
+async fn post_paste(srv: &TestServer, body: String) -> reqwest::Response {
+    client()
+        .post(srv.url("/+upload"))
+        .basic_auth("user", Some(CUSTOMER))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Uploads one file with a hand-written filename; returns the item name.
 async fn upload_named(srv: &TestServer, filename: &[u8], content_type: &str) -> String {
     let body = multipart(&[Part::file("file", filename, content_type, b"hostile name")]);
@@ -180,29 +155,19 @@ async fn upload_named(srv: &TestServer, filename: &[u8], content_type: &str) -> 
     name_from_location(&location.expect("Location"))
 }
 
-/// The stored metadata of an item (`file-meta`), via the REST API with the admin secret.
-async fn file_meta(srv: &TestServer, name: &str) -> Value {
-    let v: Value = client()
-        .get(srv.url(&format!("/apis/rest/items/{name}")))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["file-meta"].clone()
+/// The stored filename of an item.
+async fn stored_filename(srv: &TestServer, name: &str) -> String {
+    let meta = file_meta(srv, name).await;
+    meta["filename"].as_str().expect("filename").to_string()
 }
 
 async fn download(srv: &TestServer, name: &str) -> reqwest::Response {
-    let resp = client()
-        .get(srv.url(&format!("/{name}/+download")))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp
+    admin_get(srv, &format!("/{name}/+download")).await
+}
+
+fn content_type(resp: &reqwest::Response) -> String {
+    let ct = &resp.headers()[header::CONTENT_TYPE];
+    ct.to_str().expect("ASCII Content-Type").to_string()
 }
 
 /// Checks the download's headers carry no injected header and one well-formed
@@ -260,44 +225,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-struct CurlResult {
-    code: u16,
-    size_upload: f64,
-    body: String,
-    stderr: String,
-}
-
-/// Runs curl with `-sS -o BODY -w '%{http_code} %{size_upload}'` plus `args`.
-async fn curl_status(args: &[&str]) -> CurlResult {
-    let tmp = tempfile::tempdir().unwrap();
-    let body_path = tmp.path().join("body");
-    let mut all = vec![
-        "-sS",
-        "-o",
-        body_path.to_str().unwrap(),
-        "-w",
-        "%{http_code} %{size_upload}",
-    ];
-    all.extend_from_slice(args);
-    let out = curl(&all).await;
-    let mut w = out.stdout.split_whitespace();
-    let code = w.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-    let size_upload = w.next().and_then(|c| c.parse().ok()).unwrap_or(-1.0);
-    CurlResult {
-        code,
-        size_upload,
-        body: std::fs::read_to_string(&body_path).unwrap_or_default(),
-        stderr: out.stderr,
-    }
-}
-
-fn status_of(raw: &str) -> Option<u16> {
-    let line = raw.lines().next()?;
-    let mut w = line.split_whitespace();
-    w.next().filter(|v| v.starts_with("HTTP/"))?;
-    w.next()?.parse().ok()
-}
-
 /// Head of a multipart upload sent on a raw socket, with the customers' secret.
 fn raw_upload_head(content_length: Option<u64>) -> String {
     let length = match content_length {
@@ -317,44 +244,13 @@ fn part_head(filename: &str) -> String {
     )
 }
 
-/// Reads what the server sends until it closes the connection or `timeout` passes.
-async fn read_response(stream: &mut TcpStream, timeout: Duration) -> String {
-    let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut chunk = [0u8; 8192];
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-        // A complete response with a body length: done (do not wait for the close).
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            if let Some(len) =
-                header_value(&head, "content-length").and_then(|l| l.parse::<usize>().ok())
-                && buf.len() >= end + 4 + len
-            {
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-async fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
-    read_response(&mut s, Duration::from_secs(10)).await
-}
-
 /// A server whose config is all ours (start_with always adds `min_free_space = "0"`).
 async fn start_custom(extra: &str) -> (TestServer, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let toml = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}\n\
-         [[secrets]]\nlabel = \"customers\"\nsecret = \"{CUSTOMER}\"\npermissions = [\"create\"]\n\
-         [[secrets]]\nlabel = \"support-team\"\nsecret = \"{ADMIN}\"\npermissions = [\"admin\"]\n",
-        tmp.path().to_str().unwrap()
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}\n{}",
+        tmp.path().to_str().unwrap(),
+        secrets_toml(2)
     );
     let srv = TestServer::start_toml(tmp.path(), &toml).await;
     (srv, tmp)
@@ -371,7 +267,7 @@ async fn oversized_upload_refused_from_content_length_before_the_body() {
     let srv = TestServer::start_with("max_file_size = \"1MiB\"").await;
     let dir = tempfile::tempdir().unwrap();
     let file = random_file(dir.path(), "big.bin", 5 * MIB, 11);
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let form = format!("file=@{}", file.display());
     let r = curl_status(&[
         "-v",
@@ -401,8 +297,7 @@ async fn oversized_upload_refused_from_content_length_before_the_body() {
         "curl sent {} bytes of a refused body",
         r.size_upload
     );
-    assert_nothing_stored(&srv, &before, "over max_file_size (Content-Length)").await;
-    assert_still_serving(&srv, "over max_file_size (Content-Length)").await;
+    assert_unharmed(&srv, &before, "over max_file_size (Content-Length)").await;
     srv.stop().await;
 }
 
@@ -413,12 +308,13 @@ async fn file_just_over_the_limit_is_413_and_nothing_stored() {
     let srv = TestServer::start_with("max_file_size = \"1MiB\"").await;
     let dir = tempfile::tempdir().unwrap();
     let file = random_file(dir.path(), "big.bin", MIB + MIB / 2, 12);
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let form = format!("file=@{}", file.display());
     let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
     assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
     assert!(r.body.contains("larger than the limit"), "{}", r.body);
-    assert_nothing_stored(&srv, &before, "1.5 MiB over a 1 MiB limit").await;
+    srv.assert_nothing_stored(&before, "1.5 MiB over a 1 MiB limit")
+        .await;
     // Exactly at the limit is fine.
     let ok = random_file(dir.path(), "ok.bin", MIB, 13);
     let form = format!("file=@{}", ok.display());
@@ -433,7 +329,7 @@ async fn oversized_chunked_upload_with_curl_is_413() {
     let srv = TestServer::start_with("max_file_size = \"1MiB\"").await;
     let dir = tempfile::tempdir().unwrap();
     let file = random_file(dir.path(), "big.bin", 4 * MIB, 14);
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let form = format!("file=@{}", file.display());
     let r = curl_status(&[
         "-H",
@@ -445,8 +341,7 @@ async fn oversized_chunked_upload_with_curl_is_413() {
     .await;
     assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
     assert!(r.body.contains("larger than the limit"), "{}", r.body);
-    assert_nothing_stored(&srv, &before, "chunked over max_file_size").await;
-    assert_still_serving(&srv, "chunked over max_file_size").await;
+    assert_unharmed(&srv, &before, "chunked over max_file_size").await;
     srv.stop().await;
 }
 
@@ -456,7 +351,7 @@ async fn oversized_chunked_upload_with_curl_is_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_chunked_upload_refused_as_soon_as_the_limit_is_crossed() {
     let srv = TestServer::start_with("max_file_size = \"1MiB\"").await;
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let mut stream = TcpStream::connect(srv.addr).await.unwrap();
     let (mut rd, mut wr) = stream.split();
     let send = async {
@@ -479,32 +374,17 @@ async fn oversized_chunked_upload_refused_as_soon_as_the_limit_is_crossed() {
         let _ = result;
         std::future::pending::<()>().await
     };
-    let receive = async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&buf).into_owned()
+    let answer = tokio::select! {
+        () = send => unreachable!("the sender never finishes"),
+        a = read_head(&mut rd, Duration::from_secs(10)) => a,
     };
-    let answer = tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::select! {
-            () = send => unreachable!("the sender never finishes"),
-            a = receive => a,
-        }
-    })
-    .await
-    .expect("no answer while the client kept the over-limit upload open");
-    assert_eq!(status_of(&answer), Some(413), "{answer}");
+    assert_eq!(
+        status_of(&answer),
+        Some(413),
+        "no 413 while the client kept the over-limit upload open: {answer:?}"
+    );
     drop(stream);
-    assert_nothing_stored(&srv, &before, "raw chunked over the limit").await;
-    assert_still_serving(&srv, "raw chunked over the limit").await;
+    assert_unharmed(&srv, &before, "raw chunked over the limit").await;
     srv.stop().await;
 }
 
@@ -517,7 +397,7 @@ async fn one_oversized_file_among_several_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let small = random_file(dir.path(), "small.bin", 10 * 1024, 21);
     let big = random_file(dir.path(), "big.bin", 2 * MIB, 22);
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let f1 = format!("file=@{}", small.display());
     let f2 = format!("file=@{}", big.display());
     let r = curl_status(&[
@@ -530,15 +410,14 @@ async fn one_oversized_file_among_several_stores_nothing() {
     .await;
     assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
     assert!(r.body.contains("larger than the limit"), "{}", r.body);
-    assert_nothing_stored(&srv, &before, "one file over the per-file limit").await;
-    assert_still_serving(&srv, "one file over the per-file limit").await;
+    assert_unharmed(&srv, &before, "one file over the per-file limit").await;
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_files_in_one_request_is_413() {
     let srv = TestServer::start_with("max_files_per_request = 3").await;
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let parts: Vec<Part<'_>> = (0..4)
         .map(|_| Part::file("file", b"f.txt", "text/plain", b"one of four"))
         .collect();
@@ -546,7 +425,7 @@ async fn too_many_files_in_one_request_is_413() {
     assert_eq!(resp.status().as_u16(), 413);
     let text = resp.text().await.unwrap();
     assert!(text.contains("more than 3 files"), "{text}");
-    assert_nothing_stored(&srv, &before, "4 files, max 3").await;
+    srv.assert_nothing_stored(&before, "4 files, max 3").await;
     // Three is fine.
     let resp = post_multipart(&srv, Some(CUSTOMER), multipart(&parts[..3])).await;
     assert_eq!(resp.status().as_u16(), 302);
@@ -561,28 +440,23 @@ async fn pasted_text_over_max_file_size_is_413() {
     let text = "x".repeat(MIB + MIB / 2);
 
     // multipart `text` field.
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let body = multipart(&[Part::field("text", &text)]);
     let resp = post_multipart(&srv, Some(CUSTOMER), body).await;
     assert_eq!(resp.status().as_u16(), 413, "multipart text");
-    assert_nothing_stored(&srv, &before, "multipart text over the limit").await;
+    srv.assert_nothing_stored(&before, "multipart text over the limit")
+        .await;
 
     // urlencoded paste (pastebinit), 1.5 MiB: under max_request_size, over max_file_size.
-    let resp = client()
-        .post(srv.url("/+upload"))
-        .basic_auth("user", Some(CUSTOMER))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(format!("text={text}"))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_paste(&srv, format!("text={text}")).await;
     let status = resp.status().as_u16();
     let answer = resp.text().await.unwrap();
     assert_eq!(
         status, 413,
         "urlencoded paste over max_file_size accepted: {answer}"
     );
-    assert_nothing_stored(&srv, &before, "urlencoded paste over the limit").await;
+    srv.assert_nothing_stored(&before, "urlencoded paste over the limit")
+        .await;
     assert_still_serving(&srv, "paste over the limit").await;
     srv.stop().await;
 }
@@ -594,16 +468,7 @@ async fn pasted_text_over_max_file_size_is_413() {
 async fn assert_healthy(srv: &TestServer) {
     let resp = client().get(srv.url("/healthz")).send().await.unwrap();
     assert!(resp.status().is_success(), "healthz: {}", resp.status());
-    let list: Value = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list, serde_json::json!({}), "nothing is listed");
+    assert!(listing(srv).await.is_empty(), "nothing is listed");
 }
 
 /// `min_free_space` larger than any disk: uploads with a Content-Length are refused with 507.
@@ -611,7 +476,7 @@ async fn assert_healthy(srv: &TestServer) {
 async fn not_enough_free_space_is_507() {
     let (srv, _tmp) = start_custom("min_free_space = \"100TiB\"").await;
     let dir = tempfile::tempdir().unwrap();
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
 
     // curl -F, small file.
     let small = random_file(dir.path(), "small.bin", 10 * 1024, 31);
@@ -619,7 +484,7 @@ async fn not_enough_free_space_is_507() {
     let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
     assert_eq!(r.code, 507, "{}\n{}", r.body, r.stderr);
     assert!(r.body.contains("free space"), "{}", r.body);
-    assert_nothing_stored(&srv, &before, "507, small file").await;
+    srv.assert_nothing_stored(&before, "507, small file").await;
 
     // curl -F, large file: refused before curl sends the body.
     let big = random_file(dir.path(), "big.bin", 3 * MIB, 32);
@@ -633,19 +498,12 @@ async fn not_enough_free_space_is_507() {
     .await;
     assert_eq!(r.code, 507, "{}\n{}", r.body, r.stderr);
     assert!(r.size_upload < 64.0 * 1024.0, "sent {}", r.size_upload);
-    assert_nothing_stored(&srv, &before, "507, large file").await;
+    srv.assert_nothing_stored(&before, "507, large file").await;
 
     // A urlencoded paste.
-    let resp = client()
-        .post(srv.url("/+upload"))
-        .basic_auth("user", Some(CUSTOMER))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("text=hello")
-        .send()
-        .await
-        .unwrap();
+    let resp = post_paste(&srv, "text=hello".into()).await;
     assert_eq!(resp.status().as_u16(), 507);
-    assert_nothing_stored(&srv, &before, "507, paste").await;
+    srv.assert_nothing_stored(&before, "507, paste").await;
     assert_healthy(&srv).await;
     srv.stop().await;
 }
@@ -655,7 +513,7 @@ async fn not_enough_free_space_is_507() {
 async fn not_enough_free_space_is_507_for_chunked_uploads() {
     let (srv, _tmp) = start_custom("min_free_space = \"100TiB\"").await;
     let dir = tempfile::tempdir().unwrap();
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let small = random_file(dir.path(), "small.bin", 10 * 1024, 33);
     let form = format!("file=@{}", small.display());
     let r = curl_status(&[
@@ -671,7 +529,7 @@ async fn not_enough_free_space_is_507_for_chunked_uploads() {
         "chunked upload accepted below min_free_space: {}\n{}",
         r.body, r.stderr
     );
-    assert_nothing_stored(&srv, &before, "507, chunked").await;
+    srv.assert_nothing_stored(&before, "507, chunked").await;
     assert_healthy(&srv).await;
     srv.stop().await;
 }
@@ -702,28 +560,21 @@ async fn start_partial_upload(srv: &TestServer) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_disconnecting_mid_upload_leaves_nothing() {
     let srv = TestServer::start().await;
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
 
     // Orderly close (FIN) after part of the body.
     let s = start_partial_upload(&srv).await;
     drop(s);
-    assert_nothing_stored(&srv, &before, "client closed mid-upload").await;
-    let list: Value = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list, serde_json::json!({}));
+    srv.assert_nothing_stored(&before, "client closed mid-upload")
+        .await;
+    assert!(listing(&srv).await.is_empty());
 
     // Abortive close (RST).
     let s = start_partial_upload(&srv).await;
     s.set_zero_linger().unwrap();
     drop(s);
-    assert_nothing_stored(&srv, &before, "client reset mid-upload").await;
+    srv.assert_nothing_stored(&before, "client reset mid-upload")
+        .await;
 
     assert_still_serving(&srv, "client disconnected mid-upload").await;
     srv.stop().await;
@@ -734,7 +585,7 @@ async fn client_disconnecting_mid_upload_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_upload_times_out() {
     let srv = TestServer::start_with("upload_idle_timeout = \"1s\"").await;
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let mut s = start_partial_upload(&srv).await;
     let stalled_at = Instant::now();
 
@@ -742,7 +593,7 @@ async fn stalled_upload_times_out() {
     let other = multipart(&[Part::file("file", b"other.txt", "text/plain", b"meanwhile")]);
     let resp = post_multipart(&srv, Some(CUSTOMER), other).await;
     assert_eq!(resp.status().as_u16(), 302, "served during the stall");
-    let meanwhile = name_from_location(resp.headers()[header::LOCATION].to_str().unwrap());
+    let meanwhile = location_name(&resp);
 
     let answer = read_response(&mut s, Duration::from_secs(10)).await;
     let waited = stalled_at.elapsed();
@@ -765,13 +616,12 @@ async fn stalled_upload_times_out() {
         },
         files: {
             let mut v = before.files.clone();
-            v.push(srv.data_dir.join("files").join(&meanwhile));
+            v.push(srv.stored_path(&meanwhile));
             v.sort();
             v
         },
     };
-    assert_nothing_stored(&srv, &expected, "stalled upload").await;
-    assert_still_serving(&srv, "stalled upload").await;
+    assert_unharmed(&srv, &expected, "stalled upload").await;
     srv.stop().await;
 }
 
@@ -839,7 +689,7 @@ async fn malformed_uploads_are_refused_with_a_reason() {
         },
     ];
     for c in cases {
-        let before = snapshot(&srv);
+        let before = srv.snapshot();
         let mut req = client()
             .post(srv.url("/+upload"))
             .basic_auth("user", Some(CUSTOMER))
@@ -850,10 +700,7 @@ async fn malformed_uploads_are_refused_with_a_reason() {
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status().as_u16(), c.status, "{}", c.what);
-        let ct = resp.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let ct = content_type(&resp);
         assert!(ct.starts_with("text/html"), "{}: {ct}", c.what);
         let text = resp.text().await.unwrap();
         assert!(
@@ -862,12 +709,11 @@ async fn malformed_uploads_are_refused_with_a_reason() {
             c.what,
             c.reason
         );
-        assert_nothing_stored(&srv, &before, c.what).await;
-        assert_still_serving(&srv, c.what).await;
+        assert_unharmed(&srv, &before, c.what).await;
     }
 
     // Wrong secret (curl -u user:wrong), also refused before a large body is sent.
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let r = curl_status(&["-u", "user:wrong", "-F", &form, &srv.url("/+upload")]).await;
     assert_eq!(r.code, 403, "{}", r.body);
     assert!(r.body.contains("wrong secret"), "{}", r.body);
@@ -876,105 +722,49 @@ async fn malformed_uploads_are_refused_with_a_reason() {
     let r = curl_status(&["-u", "user:wrong", "-F", &big_form, &srv.url("/+upload")]).await;
     assert_eq!(r.code, 403, "{}", r.body);
     assert!(r.size_upload < 64.0 * 1024.0, "sent {}", r.size_upload);
-    assert_nothing_stored(&srv, &before, "wrong secret").await;
-    assert_still_serving(&srv, "wrong secret").await;
+    assert_unharmed(&srv, &before, "wrong secret").await;
 
     // No credentials at all.
-    let before = snapshot(&srv);
+    let before = srv.snapshot();
     let r = curl_status(&["-F", &form, &srv.url("/+upload")]).await;
     assert_eq!(r.code, 403, "{}", r.body);
     assert!(r.body.contains("permission"), "{}", r.body);
-    assert_nothing_stored(&srv, &before, "no credentials").await;
-    assert_still_serving(&srv, "no credentials").await;
+    assert_unharmed(&srv, &before, "no credentials").await;
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_errors_are_html_or_json() {
     let srv = TestServer::start().await;
-    let c = client();
 
     // HTML outside /apis/.
-    let resp = c.get(srv.url("/no/such/page")).send().await.unwrap();
+    let resp = get_as(&srv, None, "/no/such/page").await;
     assert_eq!(resp.status().as_u16(), 404);
-    let ct = resp.headers()[header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let ct = content_type(&resp);
     assert!(ct.starts_with("text/html"), "{ct}");
     assert!(resp.text().await.unwrap().contains("404"));
 
-    let resp = c
-        .get(srv.url("/+upload"))
-        .basic_auth("u", Some(CUSTOMER))
-        .send()
-        .await
-        .unwrap();
+    let resp = get_as(&srv, Some(CUSTOMER), "/+upload").await;
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(resp.headers()[header::ALLOW], "POST");
-    let ct = resp.headers()[header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let ct = content_type(&resp);
     assert!(ct.starts_with("text/html"), "{ct}");
 
     // JSON under /apis/.
-    let resp = c
-        .get(srv.url("/apis/rest/nope"))
-        .basic_auth("u", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 404);
-    assert!(
-        resp.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], 404, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{v}"
-    );
-
-    let resp = c
+    assert_json_error(get_as(&srv, Some(ADMIN), "/apis/rest/nope").await, 404).await;
+    let resp = client()
         .delete(srv.url("/apis/rest/items"))
         .basic_auth("u", Some(ADMIN))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 405);
     let allow = resp.headers()[header::ALLOW].to_str().unwrap().to_string();
     assert!(allow.contains("GET"), "{allow}");
-    assert!(
-        resp.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], 405, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{v}"
-    );
+    assert_json_error(resp, 405).await;
 
     // An unknown item under /apis/ is a JSON 404 too.
-    let resp = c
-        .get(srv.url("/apis/rest/items/AAAAAAAA"))
-        .basic_auth("u", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 404);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], 404, "{v}");
+    let resp = get_as(&srv, Some(ADMIN), "/apis/rest/items/AAAAAAAA").await;
+    assert_json_error(resp, 404).await;
     assert_still_serving(&srv, "route errors").await;
     srv.stop().await;
 }
@@ -1049,15 +839,7 @@ async fn repeated_wrong_secrets_lock_out_the_address() {
     // The right secret does not help while locked out.
     let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
     assert_eq!(r.code, 429, "right secret during lockout: {}", r.body);
-    let resp = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 429);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], 429, "{v}");
+    assert_json_error(get_as(&srv, Some(ADMIN), "/apis/rest/items").await, 429).await;
     assert!(srv.item_names().is_empty());
     assert!(srv.temp_files().is_empty());
     srv.stop().await;
@@ -1110,15 +892,14 @@ async fn hostile_filenames_are_sanitized() {
         let before = srv.stored_files();
         let name = upload_named(&srv, sent, ct).await;
         assert_eq!(name.len(), 8, "{case}");
-        let meta = file_meta(&srv, &name).await;
-        let stored = meta["filename"].as_str().unwrap().to_string();
+        let stored = stored_filename(&srv, &name).await;
         match expected {
             Some(e) => assert_eq!(stored, e, "{case}"),
             None => assert_eq!(stored, format!("{name}.bin"), "{case}"),
         }
         // The only new file is DATA/files/<name>.
         let mut expect_files = before.clone();
-        expect_files.push(srv.data_dir.join("files").join(&name));
+        expect_files.push(srv.stored_path(&name));
         expect_files.sort();
         assert_eq!(srv.stored_files(), expect_files, "{case}");
         let resp = download(&srv, &name).await;
@@ -1135,10 +916,7 @@ async fn hostile_filenames_are_sanitized() {
     // Long names are cut to at most 250 bytes (on a character boundary).
     for (sent, ch) in [(long_ascii.as_str(), 'a'), (long_utf8.as_str(), 'é')] {
         let name = upload_named(&srv, sent.as_bytes(), "text/plain").await;
-        let stored = file_meta(&srv, &name).await["filename"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let stored = stored_filename(&srv, &name).await;
         assert!(
             !stored.is_empty() && stored.len() <= 250,
             "{} bytes",
@@ -1191,10 +969,7 @@ async fn filenames_never_inject_headers() {
     for sent in cases {
         let case = String::from_utf8_lossy(sent).into_owned();
         let name = upload_named(&srv, sent, "text/plain").await;
-        let stored = file_meta(&srv, &name).await["filename"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let stored = stored_filename(&srv, &name).await;
         assert!(
             !stored.contains('\r') && !stored.contains('\n'),
             "{case}: stored {stored:?}"
@@ -1212,7 +987,7 @@ async fn filenames_never_inject_headers() {
     assert!(resp.headers().get(header::SET_COOKIE).is_none());
     assert!(resp.headers().get("x-evil").is_none());
     if status == 302 {
-        let name = name_from_location(resp.headers()[header::LOCATION].to_str().unwrap());
+        let name = location_name(&resp);
         let resp = download(&srv, &name).await;
         check_disposition(&resp, "raw CRLF");
     } else {
@@ -1233,29 +1008,10 @@ async fn filenames_are_html_escaped_in_pages() {
         "text/plain",
     )
     .await;
-    let script_name = file_meta(&srv, &script).await["filename"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let img_name = file_meta(&srv, &img).await["filename"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let script_name = stored_filename(&srv, &script).await;
+    let img_name = stored_filename(&srv, &img).await;
     assert_eq!(img_name, "<img src=x onerror=alert(1)>&\"'.txt");
 
-    let get = |path: String| {
-        let url = srv.url(&path);
-        async move {
-            let resp = client()
-                .get(url)
-                .basic_auth("x", Some(ADMIN))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status().as_u16(), 200);
-            resp.text().await.unwrap()
-        }
-    };
     // askama writes numeric entities (`&#60;`); either spelling is a correct escape.
     let named = |page: String| {
         page.replace("&#60;", "&lt;")
@@ -1263,9 +1019,9 @@ async fn filenames_are_html_escaped_in_pages() {
             .replace("&#38;", "&amp;")
             .replace("&#34;", "&quot;")
     };
-    let list = named(get("/+list".into()).await);
-    let img_page = named(get(format!("/{img}")).await);
-    let script_page = named(get(format!("/{script}")).await);
+    let list = named(admin_text(&srv, "/+list").await);
+    let img_page = named(admin_text(&srv, &format!("/{img}")).await);
+    let script_page = named(admin_text(&srv, &format!("/{script}")).await);
     for (what, page) in [
         ("/+list", &list),
         ("item page", &img_page),

@@ -44,17 +44,22 @@ impl Drop for Driver {
     }
 }
 
-/// False (after printing why) if the browser is not installed and not required.
-fn browser_available() -> bool {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
-        assert!(
-            std::env::var("SFX_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "SFX_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing (run .ci/browser-deps.sh)"
+/// A server, chromedriver and a browser session on them; `None` (after printing why) if the
+/// browser is not installed and not required.
+async fn start_with_browser() -> Option<(TestServer, Driver, Client)> {
+    if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
+        skip_unless_required(
+            "SFX_REQUIRE_BROWSER",
+            &format!(
+                "chromium not installed ({CHROMIUM} or {CHROMEDRIVER} is missing: run .ci/browser-deps.sh)"
+            ),
         );
-        println!("skipped: chromium not installed");
+        return None;
     }
-    present
+    let srv = TestServer::start().await;
+    let driver = Driver::start().await;
+    let c = driver.session().await;
+    Some((srv, driver, c))
 }
 
 fn free_port() -> u16 {
@@ -190,6 +195,10 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+async fn type_into(c: &Client, css: &str, keys: &str) {
+    find(c, css).await.send_keys(keys).await.expect("type");
+}
+
 async fn click(c: &Client, css: &str) {
     find(c, css).await.click().await.expect("click");
 }
@@ -238,14 +247,16 @@ async fn assert_login_field_top_right(c: &Client) {
     );
 }
 
-async fn login(c: &Client, srv: &TestServer, secret: &str) {
+/// Types `secret` into the header's password field and submits it.
+async fn login_attempt(c: &Client, srv: &TestServer, secret: &str) {
     c.goto(&srv.url("/")).await.expect("open /");
-    let field = c
-        .find(Locator::Css("header.top input[type=password][name=token]"))
-        .await
-        .expect("password field");
-    field.send_keys(secret).await.expect("type password");
+    type_into(c, "header.top input[type=password][name=token]", secret).await;
     click(c, "header.top .login button[type=submit]").await;
+    wait_for(c, "header.top").await;
+}
+
+async fn login(c: &Client, srv: &TestServer, secret: &str) {
+    login_attempt(c, srv, secret).await;
     wait_for(c, "header.top .login .who").await;
 }
 
@@ -301,12 +312,9 @@ async fn get_with_cookie(srv: &TestServer, path: &str, cookie: Option<&str>) -> 
 /// searches, opens, downloads and deletes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_uploads_and_operator_manages_files_in_chromium() {
-    if !browser_available() {
+    let Some((srv, driver, c)) = start_with_browser().await else {
         return;
-    }
-    let srv = TestServer::start().await;
-    let driver = Driver::start().await;
-    let c = driver.session().await;
+    };
 
     // JavaScript is really off: a script on a local data: page does not run.
     c.goto("data:text/html,<p id=js>off</p><script>document.getElementById('js').textContent='on'</script>")
@@ -371,24 +379,11 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     std::fs::write(&notes, "uptime: 3 days\nkernel: 6.1\n").unwrap();
     let files = [&bundle, &notes];
     let paths: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
-    c.find(Locator::Css("form.upload input[type=file][multiple]"))
-        .await
-        .unwrap()
-        .send_keys(&paths.join("\n"))
-        .await
-        .expect("attach files");
-    c.find(Locator::Css("form.upload input[name=reference]"))
-        .await
-        .unwrap()
-        .send_keys("CASE-42")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form.upload textarea[name=comment]"))
-        .await
-        .unwrap()
-        .send_keys("Logs after the crash\nnode 3")
-        .await
-        .unwrap();
+    let attach = "form.upload input[type=file][multiple]";
+    type_into(&c, attach, &paths.join("\n")).await;
+    type_into(&c, "form.upload input[name=reference]", "CASE-42").await;
+    let comment = "form.upload textarea[name=comment]";
+    type_into(&c, comment, "Logs after the crash\nnode 3").await;
     click(&c, "form.upload button[type=submit]").await;
 
     // The receipt of this browser's own uploads.
@@ -419,13 +414,8 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     // What the server stored.
     for path in files {
         let filename = path.file_name().unwrap().to_str().unwrap();
-        let name = sfx::items::ItemName::parse(&names[filename]).unwrap();
-        let item = srv
-            .state
-            .store
-            .get(&name)
-            .unwrap()
-            .expect("item in the store");
+        let name = &names[filename];
+        let item = srv.item(name).expect("item in the store");
         assert_eq!(item.filename, filename);
         assert_eq!(item.size, std::fs::metadata(path).unwrap().len());
         assert_eq!(item.reference.as_deref(), Some("CASE-42"));
@@ -436,21 +426,12 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
         assert_eq!(item.uploader.label, "customers");
         assert_eq!(item.uploader.client_ip, "127.0.0.1");
         assert_eq!(
-            std::fs::read(srv.data_dir.join("files").join(name.as_str())).unwrap(),
+            std::fs::read(srv.stored_path(name)).unwrap(),
             std::fs::read(path).unwrap(),
             "stored bytes of {filename}"
         );
     }
-    let api: serde_json::Value = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed = api.as_object().unwrap();
+    let listed = listing(&srv).await;
     assert_eq!(listed.len(), 2);
     for name in names.values() {
         assert_eq!(listed[name]["file-meta"]["uploader"], "customers");
@@ -477,21 +458,11 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     assert!(find_all(&c, "table.receipt").await.is_empty());
 
     // One more item, under another reference, so that searching has something to leave out.
-    let other = client()
-        .post(srv.url("/+upload"))
-        .basic_auth("x", Some(CUSTOMER))
-        .multipart(
-            reqwest::multipart::Form::new()
-                .text("reference", "OTHER-7")
-                .part(
-                    "file",
-                    reqwest::multipart::Part::bytes(b"other".to_vec()).file_name("other.log"),
-                ),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 302);
+    let other = reqwest::multipart::Part::bytes(b"other".to_vec()).file_name("other.log");
+    let form = reqwest::multipart::Form::new()
+        .text("reference", "OTHER-7")
+        .part("file", other);
+    upload_form(&srv, form).await;
 
     // ---- 3. Operator ----
     login(&c, &srv, ADMIN).await;
@@ -522,11 +493,7 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     screenshot(&c, "list-page.png").await;
 
     // Search by reference.
-    let q = c
-        .find(Locator::Css("form.search input[name=q]"))
-        .await
-        .unwrap();
-    q.send_keys("CASE-42").await.unwrap();
+    type_into(&c, "form.search input[name=q]", "CASE-42").await;
     click(&c, "form.search button[type=submit]").await;
     wait_for(&c, "form.search a[href='/+list']").await; // "Clear" appears with a search
     assert_eq!(path_and_query(&c).await, "/+list?q=CASE-42");
@@ -594,13 +561,7 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
         left.iter().all(|r| !r[0].contains(&bundle_name)),
         "deleted item still listed: {left:?}"
     );
-    assert!(
-        srv.state
-            .store
-            .get(&sfx::items::ItemName::parse(&bundle_name).unwrap())
-            .unwrap()
-            .is_none()
-    );
+    assert!(srv.item(&bundle_name).is_none());
     c.goto(&srv.url(&format!("/{bundle_name}"))).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "404 Not Found");
 
@@ -614,12 +575,9 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
 /// 2. A wrong password: an error on the page, no form, no session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_in_chromium() {
-    if !browser_available() {
+    let Some((srv, driver, c)) = start_with_browser().await else {
         return;
-    }
-    let srv = TestServer::start().await;
-    let driver = Driver::start().await;
-    let c = driver.session().await;
+    };
 
     login_attempt(&c, &srv, "not-the-password").await;
     let alert = wait_for(&c, "p.alert").await;
@@ -643,18 +601,6 @@ async fn wrong_password_in_chromium() {
     c.close().await.expect("close session");
     drop(driver);
     srv.stop().await;
-}
-
-async fn login_attempt(c: &Client, srv: &TestServer, secret: &str) {
-    c.goto(&srv.url("/")).await.unwrap();
-    c.find(Locator::Css("header.top input[type=password][name=token]"))
-        .await
-        .unwrap()
-        .send_keys(secret)
-        .await
-        .unwrap();
-    click(c, "header.top .login button[type=submit]").await;
-    wait_for(c, "header.top").await;
 }
 
 /// 4. (HTTP side) What `POST /+login` sets, and what a wrong password and logout do.

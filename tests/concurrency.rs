@@ -4,23 +4,14 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const KIB: usize = 1024;
 const MIB: usize = 1 << 20;
-
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// `n` sizes from `min` to `max`, spaced geometrically (distinct, rounded, odd offsets so no
 /// size is a neat power of two).
@@ -55,39 +46,24 @@ fn make_sources(dir: &Path, sizes: &[usize], seed: u64) -> Vec<Source> {
 /// The vendor's curl command; returns the new item's name.
 async fn curl_upload(srv: &TestServer, file: &Path) -> Result<String, String> {
     let form = format!("file=@{};type=application/octet-stream", file.display());
-    let out = curl(&[
-        "-sS",
-        "-i",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    if !out.status.success() || !out.stdout.contains("HTTP/1.1 302") {
-        return Err(format!(
-            "{}: {}\n{}",
-            file.display(),
-            out.stderr,
-            out.stdout.chars().take(2000).collect::<String>()
-        ));
-    }
-    let location = header_value(&out.stdout, "location").ok_or("no Location")?;
+    let url = srv.url_with_secret(CUSTOMER, "/+upload");
+    let out = curl(&["-sS", "-i", "-F", &form, &url]).await;
+    let location = upload_location(&out).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(name_from_location(&location))
 }
 
-/// GET /apis/rest/items with the admin secret.
-async fn listing(srv: &TestServer) -> BTreeMap<String, Value> {
-    let resp = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    match resp.json::<Value>().await.unwrap() {
-        Value::Object(m) => m.into_iter().collect(),
-        other => panic!("listing is not an object: {other}"),
-    }
+/// Uploads every source at once; panics unless all of them are stored.
+async fn upload_all<'a>(srv: &TestServer, sources: &'a [Source]) -> Vec<(&'a Source, String)> {
+    let uploads = sources.iter().map(|s| curl_upload(srv, &s.path));
+    let results = futures_util::future::join_all(uploads).await;
+    sources
+        .iter()
+        .zip(results)
+        .map(|(src, r)| match r {
+            Ok(name) => (src, name),
+            Err(e) => panic!("upload of {} bytes failed: {e}", src.size),
+        })
+        .collect()
 }
 
 /// Checks each uploaded source against its stored file (hashed by `sha256sum`) and the listing.
@@ -95,7 +71,7 @@ async fn check_stored(srv: &TestServer, uploaded: &[(&Source, String)]) {
     let names: BTreeSet<&String> = uploaded.iter().map(|(_, n)| n).collect();
     assert_eq!(names.len(), uploaded.len(), "item names are not distinct");
     for (src, name) in uploaded {
-        let stored = srv.data_dir.join("files").join(name);
+        let stored = srv.stored_path(name);
         assert_eq!(
             std::fs::metadata(&stored).unwrap().len(),
             src.size as u64,
@@ -117,10 +93,8 @@ async fn check_stored(srv: &TestServer, uploaded: &[(&Source, String)]) {
         assert_eq!(fm["size"].as_u64().unwrap(), src.size as u64, "{name}");
         assert_eq!(fm["complete"], true, "{name}");
     }
-    let mut expected_files: Vec<PathBuf> = uploaded
-        .iter()
-        .map(|(_, n)| srv.data_dir.join("files").join(n))
-        .collect();
+    let mut expected_files: Vec<PathBuf> =
+        uploaded.iter().map(|(_, n)| srv.stored_path(n)).collect();
     expected_files.sort();
     assert_eq!(srv.stored_files(), expected_files, "files under DATA/files");
     wait_until("DATA/tmp empty", Duration::from_secs(5), || {
@@ -134,22 +108,7 @@ async fn twenty_concurrent_curl_uploads_are_stored_intact() {
     let srv = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let sources = make_sources(dir.path(), &sizes(20, KIB, 30 * MIB), 100);
-    let uploads: Vec<_> = sources
-        .iter()
-        .map(|s| {
-            let path = s.path.clone();
-            let srv = &srv;
-            async move { curl_upload(srv, &path).await }
-        })
-        .collect();
-    let results = futures_util::future::join_all(uploads).await;
-    let mut uploaded = Vec::new();
-    for (src, r) in sources.iter().zip(results) {
-        match r {
-            Ok(name) => uploaded.push((src, name)),
-            Err(e) => panic!("upload of {} bytes failed: {e}", src.size),
-        }
-    }
+    let uploaded = upload_all(&srv, &sources).await;
     check_stored(&srv, &uploaded).await;
     assert_eq!(srv.item_names().len(), 20);
     srv.stop().await;
@@ -167,13 +126,11 @@ async fn abandon_upload(addr: std::net::SocketAddr, send: usize, reset: bool) {
         64 * MIB
     );
     s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("an answer to Expect")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]);
-    assert!(answer.starts_with("HTTP/1.1 100"), "{answer}");
+    let answer = read_head(&mut s, Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 100"),
+        "an answer to Expect: {answer:?}"
+    );
     let part = format!(
         "--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"gone.bin\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
@@ -199,22 +156,10 @@ async fn uploads_succeed_while_other_clients_disconnect() {
     let srv = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let sources = make_sources(dir.path(), &sizes(10, 100 * KIB, 8 * MIB), 200);
-    let uploads = futures_util::future::join_all(sources.iter().map(|s| {
-        let path = s.path.clone();
-        let srv = &srv;
-        async move { curl_upload(srv, &path).await }
-    }));
     let quitters = futures_util::future::join_all(
         (0..5).map(|i| abandon_upload(srv.addr, (i + 1) * 512 * KIB, i % 2 == 1)),
     );
-    let (results, _) = tokio::join!(uploads, quitters);
-    let mut uploaded = Vec::new();
-    for (src, r) in sources.iter().zip(results) {
-        match r {
-            Ok(name) => uploaded.push((src, name)),
-            Err(e) => panic!("upload of {} bytes failed: {e}", src.size),
-        }
-    }
+    let (uploaded, _) = tokio::join!(upload_all(&srv, &sources), quitters);
     // check_stored also waits for DATA/tmp to be empty: the quitters' partials are gone.
     check_stored(&srv, &uploaded).await;
     assert_eq!(srv.item_names().len(), 10);

@@ -7,10 +7,8 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const MIB: usize = 1 << 20;
 
@@ -47,45 +45,10 @@ impl Drop for Tmpfs {
     }
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn listing(srv: &TestServer) -> serde_json::Map<String, Value> {
-    let resp = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "listing");
-    match resp.json::<Value>().await.unwrap() {
-        Value::Object(m) => m,
-        other => panic!("listing is not an object: {other}"),
-    }
-}
-
-/// curl upload; returns (http code, body, stderr).
-async fn curl_upload(srv: &TestServer, file: &Path, body_out: &Path) -> (u16, String, String) {
+/// The vendor's curl upload of `file`.
+async fn curl_upload(srv: &TestServer, file: &Path) -> CurlStatus {
     let form = format!("file=@{};type=application/octet-stream", file.display());
-    let out = curl(&[
-        "-sS",
-        "-o",
-        body_out.to_str().unwrap(),
-        "-w",
-        "%{http_code}",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    let code = out.stdout.trim().parse().unwrap_or(0);
-    let body = std::fs::read_to_string(body_out).unwrap_or_default();
-    (code, body, out.stderr)
+    curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,10 +58,8 @@ async fn full_disk_is_507_and_leaves_nothing() {
     let _tmpfs = match Tmpfs::mount(mount_point.path(), "8m") {
         Ok(m) => m,
         Err(e) => {
-            if std::env::var("SFX_REQUIRE_TMPFS").as_deref() == Ok("1") {
-                panic!("SFX_REQUIRE_TMPFS=1 but the tmpfs cannot be mounted: {e}");
-            }
-            eprintln!("skipped: needs root for tmpfs ({e})");
+            let reason = format!("the tmpfs cannot be mounted (needs root): {e}");
+            skip_unless_required("SFX_REQUIRE_TMPFS", &reason);
             return;
         }
     };
@@ -108,21 +69,20 @@ async fn full_disk_is_507_and_leaves_nothing() {
 
     let work = tempfile::tempdir().unwrap();
     let huge = random_file(work.path(), "huge.bin", 20 * MIB, 61);
-    let (code, body, stderr) = curl_upload(&srv, &huge, &work.path().join("out1")).await;
-    assert_eq!(code, 507, "upload larger than the disk: {body}\n{stderr}");
-    assert!(
-        body.contains("disk is full"),
-        "507 without a reason: {body}"
+    let empty = srv.snapshot();
+    let r = curl_upload(&srv, &huge).await;
+    assert_eq!(
+        r.code, 507,
+        "upload larger than the disk: {}\n{}",
+        r.body, r.stderr
     );
-
-    wait_until(
-        "the partial upload is removed from DATA/tmp",
-        Duration::from_secs(5),
-        || srv.temp_files().is_empty(),
-    )
-    .await;
-    assert!(srv.stored_files().is_empty(), "{:?}", srv.stored_files());
-    assert!(srv.item_names().is_empty());
+    assert!(
+        r.body.contains("disk is full"),
+        "507 without a reason: {}",
+        r.body
+    );
+    srv.assert_nothing_stored(&empty, "upload larger than the disk")
+        .await;
     assert!(listing(&srv).await.is_empty());
     // The space is given back.
     let free = sfx_free_space(&data);
@@ -133,15 +93,16 @@ async fn full_disk_is_507_and_leaves_nothing() {
 
     // The server keeps serving: a small upload succeeds and its metadata is stored and listed.
     let small = random_file(work.path(), "small.bin", 256 * 1024, 62);
-    let (code, body, stderr) = curl_upload(&srv, &small, &work.path().join("out2")).await;
+    let r = curl_upload(&srv, &small).await;
     assert_eq!(
-        code, 302,
-        "small upload after the full disk: {body}\n{stderr}"
+        r.code, 302,
+        "small upload after the full disk: {}\n{}",
+        r.body, r.stderr
     );
     let names = srv.item_names();
     assert_eq!(names.len(), 1);
     let name = &names[0];
-    let stored = srv.data_dir.join("files").join(name);
+    let stored = srv.stored_path(name);
     assert_eq!(external_sha256(&stored), external_sha256(&small));
     let list = listing(&srv).await;
     assert_eq!(list.len(), 1);
@@ -152,20 +113,12 @@ async fn full_disk_is_507_and_leaves_nothing() {
     assert_eq!(list[name]["file-meta"]["size"], 256 * 1024);
 
     // And again: the disk fills a second time, and the store still works afterwards.
-    let (code, body, _) = curl_upload(&srv, &huge, &work.path().join("out3")).await;
-    assert_eq!(code, 507, "{body}");
-    wait_until("DATA/tmp empty again", Duration::from_secs(5), || {
-        srv.temp_files().is_empty()
-    })
-    .await;
-    assert_eq!(srv.item_names(), names);
-    let resp = client()
-        .get(srv.url(&format!("/{name}/+download")))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let before = srv.snapshot();
+    let r = curl_upload(&srv, &huge).await;
+    assert_eq!(r.code, 507, "{}", r.body);
+    srv.assert_nothing_stored(&before, "the disk full again")
+        .await;
+    let resp = admin_get(&srv, &format!("/{name}/+download")).await;
     assert_eq!(
         resp.bytes().await.unwrap().as_ref(),
         std::fs::read(&small).unwrap()

@@ -11,15 +11,7 @@ async fn put(srv: &TestServer, filename: &str, content_type: &str, body: Vec<u8>
         .file_name(filename.to_string())
         .mime_str(content_type)
         .unwrap();
-    let resp = client()
-        .post(srv.url("/+upload"))
-        .basic_auth("user", Some(CUSTOMER))
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FOUND);
-    name_from_location(resp.headers()["location"].to_str().unwrap())
+    upload_form(srv, reqwest::multipart::Form::new().part("file", part)).await
 }
 
 fn get(srv: &TestServer, path: &str) -> reqwest::RequestBuilder {
@@ -58,11 +50,7 @@ async fn full_download_headers() {
         assert_eq!(h["content-security-policy"], "sandbox");
         assert!(h.contains_key("last-modified"));
         let etag = h["etag"].to_str().unwrap().to_string();
-        let sha = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&body))
-        };
-        assert_eq!(etag, format!("\"{sha}\""));
+        assert_eq!(etag, format!("\"{}\"", sha256_hex(&body)));
         assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[..]);
         // HEAD: the same headers, no body.
         let head = client()
@@ -159,15 +147,7 @@ async fn curl_resumes_an_interrupted_download() {
     let dir = tempfile::tempdir().unwrap();
     let src = random_file(dir.path(), "big.bin", 2 * 1024 * 1024 + 5, 9);
     let form = format!("file=@{}", src.display());
-    let out = curl(&[
-        "-sS",
-        "-i",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    let name = name_from_location(&header_value(&out.stdout, "location").unwrap());
+    let name = curl_form_upload(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
     // A download that stopped after the first 700000 bytes...
     let partial = dir.path().join("partial.bin");
     std::fs::write(&partial, &std::fs::read(&src).unwrap()[..700_000]).unwrap();
@@ -273,15 +253,9 @@ async fn non_ascii_filenames_use_rfc6266() {
         resp.headers()["content-disposition"],
         "attachment; filename=\"rapport _t_ 2026.pdf\"; filename*=UTF-8''rapport%20%C3%A9t%C3%A9%202026.pdf"
     );
-    let meta: serde_json::Value = get(&srv, &format!("/apis/rest/items/{name}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        meta["file-meta"]["filename"], "rapport été 2026.pdf",
+        file_meta(&srv, &name).await["filename"],
+        "rapport été 2026.pdf",
         "non-ASCII is kept, unlike bepasty"
     );
     srv.stop().await;

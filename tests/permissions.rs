@@ -5,33 +5,10 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-
-async fn upload(srv: &TestServer, secret: &str, body: &'static [u8]) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(body).file_name("perm.txt"),
-    );
-    client()
-        .post(srv.url("/+upload"))
-        .basic_auth("user", Some(secret))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
+use reqwest::multipart::{Form, Part};
 
 async fn uploaded_name(srv: &TestServer) -> String {
-    let resp = upload(srv, CUSTOMER, b"secret customer data").await;
-    assert_eq!(resp.status(), StatusCode::FOUND);
-    name_from_location(resp.headers()["location"].to_str().unwrap())
-}
-
-async fn get_as(srv: &TestServer, secret: Option<&str>, path: &str) -> StatusCode {
-    let mut req = client().get(srv.url(path));
-    if let Some(s) = secret {
-        req = req.basic_auth("user", Some(s));
-    }
-    req.send().await.unwrap().status()
+    upload_form(srv, file_form("perm.txt", &b"secret customer data"[..])).await
 }
 
 async fn post_as(srv: &TestServer, secret: Option<&str>, path: &str) -> StatusCode {
@@ -48,40 +25,19 @@ async fn post_as(srv: &TestServer, secret: Option<&str>, path: &str) -> StatusCo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_create_may_upload() {
     let srv = TestServer::start().await;
-    assert_eq!(
-        upload(&srv, CUSTOMER, b"a").await.status(),
-        StatusCode::FOUND
-    );
-    assert_eq!(
-        upload(&srv, ADMIN, b"b").await.status(),
-        StatusCode::FOUND,
-        "admin implies create"
-    );
-    for s in [READER, LISTER, DELETER] {
-        assert_eq!(
-            upload(&srv, s, b"c").await.status(),
-            StatusCode::FORBIDDEN,
-            "{s}"
-        );
+    for (secret, expected) in [
+        (Some(CUSTOMER), StatusCode::FOUND),
+        // admin implies create
+        (Some(ADMIN), StatusCode::FOUND),
+        (Some(READER), StatusCode::FORBIDDEN),
+        (Some(LISTER), StatusCode::FORBIDDEN),
+        (Some(DELETER), StatusCode::FORBIDDEN),
+        (None, StatusCode::FORBIDDEN),
+        (Some("wrong"), StatusCode::FORBIDDEN),
+    ] {
+        let resp = post_upload(&srv, secret, file_form("perm.txt", &b"a"[..])).await;
+        assert_eq!(resp.status(), expected, "{secret:?}");
     }
-    let anon = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(&b"d"[..]).file_name("x"),
-    );
-    assert_eq!(
-        client()
-            .post(srv.url("/+upload"))
-            .multipart(anon)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        upload(&srv, "wrong", b"e").await.status(),
-        StatusCode::FORBIDDEN
-    );
     assert_eq!(srv.item_names().len(), 2);
     srv.stop().await;
 }
@@ -92,57 +48,36 @@ async fn create_only_cannot_read_list_delete_or_probe() {
     let name = uploaded_name(&srv).await;
     let missing = "AAAAAAAA";
     assert!(!srv.item_names().contains(&missing.to_string()));
+    let mut refused = Vec::new();
     for path in ["", "/+download", "/+inline"] {
         // Existing and missing items answer the same: nothing is learnt from guessing.
-        assert_eq!(
-            get_as(&srv, Some(CUSTOMER), &format!("/{name}{path}")).await,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            get_as(&srv, Some(CUSTOMER), &format!("/{missing}{path}")).await,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            get_as(&srv, None, &format!("/{name}{path}")).await,
-            StatusCode::FORBIDDEN
-        );
+        refused.push((Some(CUSTOMER), format!("/{name}{path}")));
+        refused.push((Some(CUSTOMER), format!("/{missing}{path}")));
+        refused.push((None, format!("/{name}{path}")));
     }
     for path in [
         format!("/apis/rest/items/{name}"),
         format!("/apis/rest/items/{name}/download"),
+        "/+list".into(),
+        "/apis/rest/items".into(),
     ] {
+        refused.push((Some(CUSTOMER), path));
+    }
+    for (secret, path) in refused {
+        let status = get_as(&srv, secret, &path).await.status();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{secret:?} GET {path}");
+    }
+    for item in [name.as_str(), missing] {
         assert_eq!(
-            get_as(&srv, Some(CUSTOMER), &path).await,
+            post_as(&srv, Some(CUSTOMER), &format!("/{item}/+delete")).await,
             StatusCode::FORBIDDEN
         );
     }
-    assert_eq!(
-        get_as(&srv, Some(CUSTOMER), "/+list").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        get_as(&srv, Some(CUSTOMER), "/apis/rest/items").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        post_as(&srv, Some(CUSTOMER), &format!("/{name}/+delete")).await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        post_as(&srv, Some(CUSTOMER), &format!("/{missing}/+delete")).await,
-        StatusCode::FORBIDDEN
-    );
     assert_eq!(srv.item_names(), vec![name]);
 
     // The JSON listing error is bepasty's JSON shape.
-    let resp = client()
-        .get(srv.url("/apis/rest/items"))
-        .basic_auth("user", Some(CUSTOMER))
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], 403);
+    let resp = get_as(&srv, Some(CUSTOMER), "/apis/rest/items").await;
+    assert_json_error(resp, 403).await;
     srv.stop().await;
 }
 
@@ -152,47 +87,33 @@ async fn operators_by_permission() {
     let name = uploaded_name(&srv).await;
     let item = format!("/{name}");
     let download = format!("/{name}/+download");
-    // read
-    assert_eq!(get_as(&srv, Some(READER), &item).await, StatusCode::OK);
-    assert_eq!(get_as(&srv, Some(READER), &download).await, StatusCode::OK);
-    assert_eq!(
-        get_as(&srv, Some(READER), "/AAAAAAAA").await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        get_as(&srv, Some(READER), "/+list").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        post_as(&srv, Some(READER), &format!("{item}/+delete")).await,
-        StatusCode::FORBIDDEN
-    );
-    // list
-    assert_eq!(get_as(&srv, Some(LISTER), "/+list").await, StatusCode::OK);
-    assert_eq!(
-        get_as(&srv, Some(LISTER), "/apis/rest/items").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        get_as(&srv, Some(LISTER), &download).await,
-        StatusCode::FORBIDDEN
-    );
-    // admin implies everything
-    for path in [
-        "/+list",
-        "/apis/rest/items",
-        item.as_str(),
-        download.as_str(),
+    let delete = format!("/{name}/+delete");
+    for (secret, path, expected) in [
+        // read
+        (READER, item.as_str(), StatusCode::OK),
+        (READER, &download, StatusCode::OK),
+        (READER, "/AAAAAAAA", StatusCode::NOT_FOUND),
+        (READER, "/+list", StatusCode::FORBIDDEN),
+        // list
+        (LISTER, "/+list", StatusCode::OK),
+        (LISTER, "/apis/rest/items", StatusCode::OK),
+        (LISTER, &download, StatusCode::FORBIDDEN),
+        // admin implies everything
+        (ADMIN, "/+list", StatusCode::OK),
+        (ADMIN, "/apis/rest/items", StatusCode::OK),
+        (ADMIN, &item, StatusCode::OK),
+        (ADMIN, &download, StatusCode::OK),
     ] {
-        assert_eq!(
-            get_as(&srv, Some(ADMIN), path).await,
-            StatusCode::OK,
-            "{path}"
-        );
+        let status = get_as(&srv, Some(secret), path).await.status();
+        assert_eq!(status, expected, "{secret} GET {path}");
     }
     // delete
     assert_eq!(
-        post_as(&srv, Some(DELETER), &format!("{item}/+delete")).await,
+        post_as(&srv, Some(READER), &delete).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post_as(&srv, Some(DELETER), &delete).await,
         StatusCode::FOUND
     );
     assert!(srv.item_names().is_empty());
@@ -201,11 +122,11 @@ async fn operators_by_permission() {
         "the file is removed with the item"
     );
     assert_eq!(
-        get_as(&srv, Some(ADMIN), &item).await,
+        get_as(&srv, Some(ADMIN), &item).await.status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        post_as(&srv, Some(ADMIN), &format!("{item}/+delete")).await,
+        post_as(&srv, Some(ADMIN), &delete).await,
         StatusCode::NOT_FOUND
     );
     srv.stop().await;
@@ -215,18 +136,13 @@ async fn operators_by_permission() {
 async fn token_query_and_form_field() {
     let srv = TestServer::start().await;
     let name = uploaded_name(&srv).await;
-    assert_eq!(
-        get_as(&srv, None, &format!("/{name}?token={ADMIN}")).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        get_as(&srv, None, &format!("/+list?token={CUSTOMER}")).await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        get_as(&srv, None, "/+list?token=nope").await,
-        StatusCode::FORBIDDEN
-    );
+    for (path, expected) in [
+        (format!("/{name}?token={ADMIN}"), StatusCode::OK),
+        (format!("/+list?token={CUSTOMER}"), StatusCode::FORBIDDEN),
+        ("/+list?token=nope".into(), StatusCode::FORBIDDEN),
+    ] {
+        assert_eq!(get_as(&srv, None, &path).await.status(), expected, "{path}");
+    }
     // pastebinit: a urlencoded form with the secret as `token`.
     let resp = client()
         .post(srv.url("/+upload"))
@@ -240,38 +156,17 @@ async fn token_query_and_form_field() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FOUND);
-    // multipart with `token` before the file
-    let form = reqwest::multipart::Form::new()
-        .text("token", CUSTOMER)
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(&b"x"[..]).file_name("t.bin"),
-        );
-    assert_eq!(
-        client()
-            .post(srv.url("/+upload"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::FOUND
-    );
-    // a token that does not grant create
-    let form = reqwest::multipart::Form::new().text("token", READER).part(
-        "file",
-        reqwest::multipart::Part::bytes(&b"x"[..]).file_name("t.bin"),
-    );
-    assert_eq!(
-        client()
-            .post(srv.url("/+upload"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::FORBIDDEN
-    );
+    // multipart with `token` before the file, with a token that grants create and one that
+    // does not
+    for (token, expected) in [
+        (CUSTOMER, StatusCode::FOUND),
+        (READER, StatusCode::FORBIDDEN),
+    ] {
+        let form = Form::new()
+            .text("token", token)
+            .part("file", Part::bytes(&b"x"[..]).file_name("t.bin"));
+        assert_eq!(post_upload(&srv, None, form).await.status(), expected);
+    }
     assert_eq!(srv.item_names().len(), 3);
     srv.stop().await;
 }
@@ -309,14 +204,10 @@ async fn login_session_grants_the_secret_permissions() {
         page.contains("action=\"/+upload\"") && page.contains("Logout"),
         "{page}"
     );
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(&b"s"[..]).file_name("s.txt"),
-    );
     assert_eq!(
         browser
             .post(srv.url("/+upload"))
-            .multipart(form)
+            .multipart(file_form("s.txt", &b"s"[..]))
             .send()
             .await
             .unwrap()
@@ -344,10 +235,7 @@ async fn login_session_grants_the_secret_permissions() {
     let csrf = browser
         .post(srv.url("/+upload"))
         .header("origin", "http://evil.example")
-        .multipart(reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(&b"s"[..]).file_name("s"),
-        ))
+        .multipart(file_form("s", &b"s"[..]))
         .send()
         .await
         .unwrap();
@@ -358,14 +246,10 @@ async fn login_session_grants_the_secret_permissions() {
         ("sec-fetch-site", "same-site", StatusCode::FORBIDDEN),
         ("sec-fetch-site", "same-origin", StatusCode::FOUND),
     ] {
-        let form = reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(&b"s"[..]).file_name("s"),
-        );
         let resp = browser
             .post(srv.url("/+upload"))
             .header(header, value)
-            .multipart(form)
+            .multipart(file_form("s", &b"s"[..]))
             .send()
             .await
             .unwrap();

@@ -6,8 +6,7 @@ use common::*;
 use serde_json::Value;
 
 fn single_location(out: &CurlOutput) -> String {
-    header_value(&out.stdout, "location")
-        .unwrap_or_else(|| panic!("no Location in:\n{}", out.stdout))
+    upload_location(out).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,9 +50,8 @@ async fn vendor_curl_command_stores_exact_bytes() {
     }
 
     // Byte-for-byte: the stored file and a download.
-    let stored = srv.data_dir.join("files").join(&name);
     assert_eq!(
-        std::fs::read(&stored).unwrap(),
+        std::fs::read(srv.stored_path(&name)).unwrap(),
         std::fs::read(&file).unwrap()
     );
     let dl = dir.path().join("dl");
@@ -69,16 +67,7 @@ async fn vendor_curl_command_stores_exact_bytes() {
     assert_eq!(got.stdout, "200");
     assert_eq!(external_sha256(&dl), sha);
 
-    let meta: Value = client()
-        .get(srv.url(&format!("/apis/rest/items/{name}")))
-        .basic_auth("x", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fm = &meta["file-meta"];
+    let fm = file_meta(&srv, &name).await;
     assert_eq!(fm["hash"], sha);
     assert_eq!(fm["filename"], "BUNDLE.tar.gz");
     assert_eq!(fm["type"], "application/octet-stream");
@@ -135,18 +124,13 @@ async fn several_files_in_one_request() {
     let names = srv.item_names();
     assert_eq!(names.len(), 2);
     for n in &names {
-        let it = srv
-            .state
-            .store
-            .get(&sfx::items::ItemName::parse(n).unwrap())
-            .unwrap()
-            .unwrap();
+        let it = srv.item(n).unwrap();
         assert_eq!(it.reference.as_deref(), Some("CASE-7"));
         assert_eq!(it.comment.as_deref(), Some("two files"));
         let src = if it.filename == "a.log" { &a } else { &b };
         assert_eq!(it.sha256, external_sha256(src));
         assert_eq!(
-            std::fs::read(srv.data_dir.join("files").join(n)).unwrap(),
+            std::fs::read(srv.stored_path(n)).unwrap(),
             std::fs::read(src).unwrap()
         );
     }
@@ -186,9 +170,7 @@ async fn paste_and_lifetime_fields() {
     let srv = TestServer::start_with("max_lifetime = \"7d\"").await;
     let url = srv.url_with_secret(CUSTOMER, "/+upload");
     // A paste with filename and type, kept 2 hours.
-    let out = curl(&[
-        "-sS",
-        "-i",
+    let name = curl_form_upload(&[
         "-F",
         "text=line one\nline two",
         "-F",
@@ -202,20 +184,14 @@ async fn paste_and_lifetime_fields() {
         &url,
     ])
     .await;
-    let name = name_from_location(&single_location(&out));
-    let it = srv
-        .state
-        .store
-        .get(&sfx::items::ItemName::parse(&name).unwrap())
-        .unwrap()
-        .unwrap();
+    let it = srv.item(&name).unwrap();
     assert_eq!(
         (it.filename.as_str(), it.content_type.as_str(), it.size),
         ("notes.md", "text/markdown", 17)
     );
     assert_eq!(it.expires_at.unwrap() - it.created_at, 7200);
     assert_eq!(
-        std::fs::read(srv.data_dir.join("files").join(&name)).unwrap(),
+        std::fs::read(srv.stored_path(&name)).unwrap(),
         b"line one\nline two"
     );
     // A paste without a filename gets bepasty's <name>.txt.
@@ -223,22 +199,8 @@ async fn paste_and_lifetime_fields() {
     let name = name_from_location(&single_location(&out));
     assert!(out.stdout.contains(&format!("{name}.txt")));
     // FOREVER is capped by max_lifetime (7 days), not refused; units are case-insensitive.
-    let out = curl(&[
-        "-sS",
-        "-i",
-        "-F",
-        "text=y",
-        "-F",
-        "maxlife-unit=Forever",
-        &url,
-    ])
-    .await;
-    let it = srv
-        .state
-        .store
-        .get(&sfx::items::ItemName::parse(&name_from_location(&single_location(&out))).unwrap())
-        .unwrap()
-        .unwrap();
+    let name = curl_form_upload(&["-F", "text=y", "-F", "maxlife-unit=Forever", &url]).await;
+    let it = srv.item(&name).unwrap();
     assert_eq!(it.expires_at.unwrap() - it.created_at, 7 * 86400);
     // Invalid lifetime: 400 and nothing stored.
     let before = srv.item_names().len();
@@ -248,22 +210,9 @@ async fn paste_and_lifetime_fields() {
         ("0", "DAYS"),
         ("-5", "MINUTES"),
     ] {
-        let out = curl(&[
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-F",
-            "text=z",
-            "-F",
-            &format!("maxlife-value={v}"),
-            "-F",
-            &format!("maxlife-unit={u}"),
-            &url,
-        ])
-        .await;
-        assert_eq!(out.stdout, "400", "{v} {u}");
+        let (value, unit) = (format!("maxlife-value={v}"), format!("maxlife-unit={u}"));
+        let r = curl_status(&["-F", "text=z", "-F", &value, "-F", &unit, &url]).await;
+        assert_eq!(r.code, 400, "{v} {u}");
     }
     assert_eq!(srv.item_names().len(), before);
     assert!(srv.temp_files().is_empty());
@@ -315,9 +264,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         ("trusted_proxies = [\"127.0.0.1/32\"]", "203.0.113.5"),
     ] {
         let srv = TestServer::start_with(extra).await;
-        let out = curl(&[
-            "-sS",
-            "-i",
+        let name = curl_form_upload(&[
             "-H",
             "X-Forwarded-For: 198.51.100.1, 203.0.113.5",
             "-F",
@@ -325,13 +272,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
             &srv.url_with_secret(CUSTOMER, "/+upload"),
         ])
         .await;
-        let name = name_from_location(&single_location(&out));
-        let it = srv
-            .state
-            .store
-            .get(&sfx::items::ItemName::parse(&name).unwrap())
-            .unwrap()
-            .unwrap();
+        let it = srv.item(&name).unwrap();
         assert_eq!(it.uploader.client_ip, expected, "config: {extra:?}");
         srv.stop().await;
     }

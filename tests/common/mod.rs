@@ -17,6 +17,7 @@ use sha2::Digest;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Upload-only, as printed in the vendor's docs.
@@ -178,11 +179,45 @@ impl TestServer {
         v
     }
 
+    /// What the server holds now, to compare with later.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            items: self.item_names(),
+            files: self.stored_files(),
+        }
+    }
+
+    /// Nothing new since `before`: the same items and committed files, and DATA/tmp empties
+    /// (promptly).
+    pub async fn assert_nothing_stored(&self, before: &Snapshot, case: &str) {
+        let what = format!("{case}: DATA/tmp empty (left: {:?})", self.temp_files());
+        wait_until(&what, Duration::from_secs(5), || {
+            self.temp_files().is_empty()
+        })
+        .await;
+        assert_eq!(
+            self.item_names(),
+            before.items,
+            "{case}: an item was stored"
+        );
+        assert_eq!(
+            self.stored_files(),
+            before.files,
+            "{case}: a file was left under DATA/files"
+        );
+    }
+
     /// Item `name` as the store has it.
     pub fn item(&self, name: &str) -> Option<sfx::store::Item> {
         let name = sfx::items::ItemName::parse(name).expect("an item name");
         self.state.store.get(&name).expect("store")
     }
+}
+
+/// What a server holds: its live items and the files under DATA/files.
+pub struct Snapshot {
+    pub items: Vec<String>,
+    pub files: Vec<PathBuf>,
 }
 
 fn list_dir(dir: &Path) -> Vec<PathBuf> {
