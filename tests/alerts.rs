@@ -14,6 +14,7 @@ use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use reqwest::StatusCode;
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -154,16 +155,15 @@ async fn serve_on(
     shared: Arc<Mutex<Shared>>,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     // Rebinding a just-closed port can race with the old socket going away.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "cannot bind {addr}: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let listener = eventually(
+        &format!("binding {addr}"),
+        Duration::from_secs(10),
+        async || {
+            let bound = tokio::net::TcpListener::bind(addr).await;
+            bound.map_err(|e| e.to_string())
+        },
+    )
+    .await;
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         // Dropped with this task when the receiver goes down: every connection is cut.
@@ -258,13 +258,8 @@ fn python_with_aiosmtpd() -> Option<String> {
 fn smtp_python(test: &str) -> Option<String> {
     let python = python_with_aiosmtpd();
     if python.is_none() {
-        assert!(
-            std::env::var("SFX_REQUIRE_SMTP").as_deref() != Ok("1"),
-            "SFX_REQUIRE_SMTP=1 but no python with aiosmtpd: apt-get install -y python3-aiosmtpd"
-        );
-        eprintln!(
-            "skipped {test}: needs aiosmtpd (apt-get install -y python3-aiosmtpd); set SFX_REQUIRE_SMTP=1 to fail instead"
-        );
+        let reason = format!("{test} needs aiosmtpd (apt-get install -y python3-aiosmtpd)");
+        skip_unless_required("SFX_REQUIRE_SMTP", &reason);
     }
     python
 }
@@ -357,35 +352,26 @@ fn webhook(name: &str, url: &str, format: &str, extra: &str) -> String {
     )
 }
 
-/// Polls `check` until it returns `Ok`, failing with its last `Err` after `secs` seconds.
-async fn eventually<T>(
-    what: &str,
-    secs: u64,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "timed out after {secs} s waiting for {what}; last seen: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A server whose one channel is a JSON webhook to `/d` on `rx`.
+async fn with_json_hook(rx: &Receiver, batch_window: &str) -> TestServer {
+    let channels = webhook("json", &rx.url("/d"), "json", "");
+    TestServer::start_with(&alert_config(batch_window, "", &channels)).await
 }
 
 /// Waits until `path` on the receiver has `n` requests.
 async fn hits_on(rx: &Receiver, path: &str, n: usize, secs: u64) -> Vec<Hit> {
-    eventually(&format!("{n} request(s) on {path}"), secs, async || {
-        let hits = rx.hits(path);
-        if hits.len() >= n {
-            Ok(hits)
-        } else {
-            Err(format!("{} request(s)", hits.len()))
-        }
-    })
+    eventually(
+        &format!("{n} request(s) on {path}"),
+        Duration::from_secs(secs),
+        async || {
+            let hits = rx.hits(path);
+            if hits.len() >= n {
+                Ok(hits)
+            } else {
+                Err(format!("{} request(s)", hits.len()))
+            }
+        },
+    )
     .await
 }
 
@@ -393,26 +379,22 @@ async fn hits_on(rx: &Receiver, path: &str, n: usize, secs: u64) -> Vec<Hit> {
 async fn curl_upload(srv: &TestServer, secret: &str, file: &Path, fields: &[&str]) -> String {
     let form = format!("file=@{};type=application/gzip", file.to_str().unwrap());
     let url = srv.url_with_secret(secret, "/+upload");
-    let mut args = vec!["-sS", "-i", "-A", UA];
+    let mut args = vec!["-A", UA];
     for f in fields {
         // Literal text (`-F comment=<x` would read a file named `x`).
         args.extend(["--form-string", f]);
     }
     args.extend(["-F", &form, &url]);
-    let out = curl(&args).await;
-    assert!(out.status.success(), "curl: {}", out.stderr);
-    let head = final_head(&out.stdout);
-    assert!(head.starts_with("HTTP/1.1 302"), "{}", out.stdout);
-    name_from_location(&header_value(head, "location").expect("Location"))
+    curl_form_upload(&args).await
 }
 
-/// The last header block of a `curl -i` output (past any `100 Continue`).
-fn final_head(stdout: &str) -> &str {
-    let mut rest = stdout;
-    while let Some(after) = rest.strip_prefix("HTTP/1.1 100 Continue\r\n\r\n") {
-        rest = after;
-    }
-    rest.split("\r\n\r\n").next().unwrap()
+/// The item names an alert lists, in its order.
+fn file_names(alert: &Value) -> Vec<String> {
+    let files = alert["files"].as_array().expect("files");
+    files
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn html_unescape(s: &str) -> String {
@@ -425,20 +407,9 @@ fn html_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-async fn get_admin(srv: &TestServer, path: &str) -> String {
-    let resp = client()
-        .get(srv.url(path))
-        .basic_auth("op", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
-    resp.text().await.unwrap()
-}
-
 /// The "Alert" row of the item page.
 async fn item_alert(srv: &TestServer, name: &str) -> String {
-    let html = get_admin(srv, &format!("/{name}")).await;
+    let html = admin_text(srv, &format!("/{name}")).await;
     let start = html
         .find("<dt>Alert</dt><dd>")
         .unwrap_or_else(|| panic!("no Alert row on the item page: {html}"))
@@ -449,7 +420,7 @@ async fn item_alert(srv: &TestServer, name: &str) -> String {
 
 /// The "Alert" column of the item's row in /+list.
 async fn list_alert(srv: &TestServer, name: &str) -> String {
-    let html = get_admin(srv, "/+list").await;
+    let html = admin_text(srv, "/+list").await;
     assert!(html.contains("<th>Alert</th>"), "no Alert column: {html}");
     let row = html
         .split("<tr>")
@@ -462,22 +433,15 @@ async fn list_alert(srv: &TestServer, name: &str) -> String {
 }
 
 async fn wait_item_alert(srv: &TestServer, name: &str, want: &str, secs: u64) -> String {
-    eventually(&format!("item {name} alert `{want}`"), secs, async || {
-        let s = item_alert(srv, name).await;
-        if s.starts_with(want) { Ok(s) } else { Err(s) }
-    })
+    eventually(
+        &format!("item {name} alert `{want}`"),
+        Duration::from_secs(secs),
+        async || {
+            let s = item_alert(srv, name).await;
+            if s.starts_with(want) { Ok(s) } else { Err(s) }
+        },
+    )
     .await
-}
-
-async fn healthz(srv: &TestServer) -> serde_json::Value {
-    client()
-        .get(srv.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn hmac_hex(secret: &str, message: &str) -> String {
@@ -578,7 +542,7 @@ async fn email_one_curl_upload_makes_exactly_one_mail() {
         &["reference=CASE-4711", &format!("comment={comment}")],
     )
     .await;
-    let mails = eventually("one mail", 30, async || {
+    let mails = eventually("one mail", Duration::from_secs(30), async || {
         let m = smtp.messages();
         if m.is_empty() {
             Err("no mail".into())
@@ -657,9 +621,7 @@ async fn slack_and_signed_json_webhooks() {
     // The secret in a form field this time (the `token` field), not Basic auth.
     let url = srv.url("/+upload");
     let form = format!("file=@{};type=application/gzip", file.to_str().unwrap());
-    let out = curl(&[
-        "-sS",
-        "-i",
+    let name = curl_form_upload(&[
         "-A",
         UA,
         "-F",
@@ -673,9 +635,6 @@ async fn slack_and_signed_json_webhooks() {
         &url,
     ])
     .await;
-    let head = final_head(&out.stdout);
-    assert!(head.starts_with("HTTP/1.1 302"), "{}", out.stdout);
-    let name = name_from_location(&header_value(head, "location").unwrap());
 
     let slack = hits_on(&rx, "/slack/T000/B000/XXXX", 1, 30).await;
     let json = hits_on(&rx, "/hooks/json", 1, 30).await;
@@ -796,7 +755,7 @@ async fn redirected_webhook_is_never_delivered_without_the_alert() {
     let tmp = tempfile::tempdir().unwrap();
     let p = random_file(tmp.path(), "r.bin", 10, 41);
     let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
-    let state = eventually("an alert outcome", 30, async || {
+    let state = eventually("an alert outcome", Duration::from_secs(30), async || {
         let s = item_alert(&srv, &name).await;
         if s == "delivered" || s.starts_with("failing") || s.starts_with("failed") {
             Ok(s)
@@ -828,8 +787,7 @@ async fn redirected_webhook_is_never_delivered_without_the_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_file_form_post_is_one_alert() {
     let rx = Receiver::start().await;
-    let channels = webhook("json", &rx.url("/d"), "json", "");
-    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let srv = with_json_hook(&rx, "1s").await;
     let mut form = reqwest::multipart::Form::new().text("reference", "CASE-3");
     let mut want: Vec<(String, usize, String)> = Vec::new();
     for (i, (fname, size)) in [("a.log", 10_usize), ("b.tar.gz", 70_000), ("c.txt", 1)]
@@ -845,16 +803,9 @@ async fn three_file_form_post_is_one_alert() {
         );
     }
     // Logged in like a browser: the session cookie must not end up in the alert either.
-    let login = client()
-        .post(srv.url("/+login"))
-        .form(&[("token", CUSTOMER)])
-        .send()
-        .await
-        .unwrap();
+    let login = post_login(&client(), &srv, &[("token", CUSTOMER)]).await;
     assert_eq!(login.status(), StatusCode::FOUND);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
+    let cookie = response_header(&login, "set-cookie")
         .split(';')
         .next()
         .unwrap()
@@ -918,11 +869,10 @@ async fn three_file_form_post_is_one_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_curl_uploads_within_the_window_are_one_alert() {
     let rx = Receiver::start().await;
-    let channels = webhook("json", &rx.url("/d"), "json", "");
     // 3 s window, uploads 1.5 s apart: the window counts from the last file, so the delivery
     // stays open longer than the window in total. (Gaps stay well below the window: see
     // `uploads_closer_than_the_window_are_never_split` for what happens near it.)
-    let srv = TestServer::start_with(&alert_config("3s", "", &channels)).await;
+    let srv = with_json_hook(&rx, "3s").await;
     let tmp = tempfile::tempdir().unwrap();
     let mut shas = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -976,8 +926,7 @@ async fn three_curl_uploads_within_the_window_are_one_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_closer_than_the_window_are_never_split() {
     let rx = Receiver::start().await;
-    let channels = webhook("json", &rx.url("/d"), "json", "");
-    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let srv = with_json_hook(&rx, "1s").await;
     let tmp = tempfile::tempdir().unwrap();
     let a = random_file(tmp.path(), "a.bin", 100, 30);
     let b = random_file(tmp.path(), "b.bin", 100, 31);
@@ -990,17 +939,10 @@ async fn uploads_closer_than_the_window_are_never_split() {
     assert!(gap < Duration::from_millis(800), "uploads {gap:?} apart");
     hits_on(&rx, "/d", 1, 30).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let hits = rx.all_hits();
-    let lists: Vec<Vec<String>> = hits
+    let lists: Vec<Vec<String>> = rx
+        .all_hits()
         .iter()
-        .map(|h| {
-            h.json()["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["name"].as_str().unwrap().to_string())
-                .collect()
-        })
+        .map(|h| file_names(&h.json()))
         .collect();
     assert_eq!(
         lists,
@@ -1014,52 +956,31 @@ async fn uploads_closer_than_the_window_are_never_split() {
 /// alert listing the whole file once its last chunk arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_rest_upload_alerts_once_when_complete() {
-    use base64::Engine;
     let rx = Receiver::start().await;
-    let channels = webhook("json", &rx.url("/d"), "json", "");
-    let srv = TestServer::start_with(&alert_config("1s", "", &channels)).await;
+    let srv = with_json_hook(&rx, "1s").await;
     let tmp = tempfile::tempdir().unwrap();
     let p = random_file(tmp.path(), "chunked.tar.gz", 300_000, 35);
     let sha = external_sha256(&p);
     let data = std::fs::read(&p).unwrap();
-    let chunk = async |tid: Option<&str>, begin: usize, end: usize| {
-        let mut rb = client()
-            .post(srv.url("/apis/rest/items"))
-            .basic_auth("user", Some(CUSTOMER))
-            .header(
-                "Content-Range",
-                format!("bytes {begin}-{}/{}", end - 1, data.len()),
-            )
-            .header("Content-Type", "application/gzip")
-            .header("Content-Filename", "chunked.tar.gz")
-            .body(base64::engine::general_purpose::STANDARD.encode(&data[begin..end]));
-        if let Some(t) = tid {
-            rb = rb.header("Transaction-ID", t);
-        }
-        rb.send().await.unwrap()
-    };
-    let first = chunk(None, 0, 100_000).await;
+    let headers = [
+        ("Content-Type", "application/gzip"),
+        ("Content-Filename", "chunked.tar.gz"),
+    ];
+    let first = rest_chunk(&srv, &data, 0..100_000, None, &headers).await;
     assert_eq!(first.status(), StatusCode::OK);
-    let tid = first.headers()["transaction-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let tid = response_header(&first, "transaction-id");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(rx.all_hits().is_empty(), "alert for an incomplete upload");
-    let last = chunk(Some(&tid), 100_000, 300_000).await;
+    let last = rest_chunk(&srv, &data, 100_000..300_000, Some(&tid), &headers).await;
     assert_eq!(last.status(), StatusCode::CREATED);
-    let name = last.headers()["content-location"]
-        .to_str()
-        .unwrap()
-        .strip_prefix("/apis/rest/items/")
-        .unwrap()
-        .to_string();
+    let location = response_header(&last, "content-location");
+    let name = location.strip_prefix("/apis/rest/items/").unwrap();
     let hits = hits_on(&rx, "/d", 1, 30).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(rx.all_hits().len(), 1);
     let v = hits[0].json();
     assert_eq!(v["files"].as_array().unwrap().len(), 1, "{v:#}");
-    assert_eq!(v["files"][0]["name"], name.as_str());
+    assert_eq!(v["files"][0]["name"], name);
     assert_eq!(v["files"][0]["filename"], "chunked.tar.gz");
     assert_eq!(v["files"][0]["size"], 300_000);
     assert_eq!(v["files"][0]["sha256"], sha.as_str());
@@ -1113,8 +1034,7 @@ async fn file_deleted_before_the_alert_is_listed_as_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn different_reference_or_credential_makes_separate_deliveries() {
     let rx = Receiver::start().await;
-    let channels = webhook("json", &rx.url("/d"), "json", "");
-    let srv = TestServer::start_with(&alert_config("3s", "", &channels)).await;
+    let srv = with_json_hook(&rx, "3s").await;
     let tmp = tempfile::tempdir().unwrap();
     let p = random_file(tmp.path(), "x.bin", 10, 38);
     let a1 = curl_upload(&srv, CUSTOMER, &p, &["reference=A"]).await;
@@ -1131,12 +1051,7 @@ async fn different_reference_or_credential_makes_separate_deliveries() {
             (
                 v["uploader"]["label"].as_str().unwrap().to_string(),
                 v["uploader"]["reference"].as_str().unwrap().to_string(),
-                v["files"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f["name"].as_str().unwrap().to_string())
-                    .collect(),
+                file_names(&v),
             )
         })
         .collect();
@@ -1280,20 +1195,24 @@ async fn command_channel_gets_the_delivery_as_json_on_stdin() {
     let p = random_file(tmp.path(), "cmd.bin", 777, 70);
     let sha = external_sha256(&p);
     let name = curl_upload(&srv, CUSTOMER, &p, &["reference=CMD-1"]).await;
-    let written: Vec<PathBuf> = eventually("the command's output", 30, async || {
-        let files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        let done = files.len() == 1
-            && std::fs::read(&files[0])
-                .is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok());
-        if done {
-            Ok(files)
-        } else {
-            Err(format!("{files:?}"))
-        }
-    })
+    let written: Vec<PathBuf> = eventually(
+        "the command's output",
+        Duration::from_secs(30),
+        async || {
+            let files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            let done = files.len() == 1
+                && std::fs::read(&files[0])
+                    .is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok());
+            if done {
+                Ok(files)
+            } else {
+                Err(format!("{files:?}"))
+            }
+        },
+    )
     .await;
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&written[0]).unwrap()).unwrap();
@@ -1408,13 +1327,17 @@ async fn slow_webhook_never_slows_uploads_or_other_channels() {
     assert_eq!(healthz(&srv).await["status"], "ok");
     assert!(t.elapsed() < Duration::from_secs(2));
     // The other channel still gets the second delivery while the slow one hangs.
-    let fast = eventually("the fast channel's second alert", 15, async || {
-        let hits = rx.hits("/fast");
-        hits.iter()
-            .find(|h| h.json()["files"][0]["name"] == name2.as_str())
-            .cloned()
-            .ok_or(format!("{} hit(s)", hits.len()))
-    })
+    let fast = eventually(
+        "the fast channel's second alert",
+        Duration::from_secs(15),
+        async || {
+            let hits = rx.hits("/fast");
+            hits.iter()
+                .find(|h| h.json()["files"][0]["name"] == name2.as_str())
+                .cloned()
+                .ok_or(format!("{} hit(s)", hits.len()))
+        },
+    )
     .await;
     assert!(
         rx.hits("/slow")[0].at.elapsed() < Duration::from_secs(20),
@@ -1429,8 +1352,7 @@ async fn slow_webhook_never_slows_uploads_or_other_channels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_state_on_item_page_and_list() {
     let mut rx = Receiver::start_down().await;
-    let channels = webhook("json", &rx.url("/d"), "json", "");
-    let srv = TestServer::start_with(&alert_config("3s", "", &channels)).await;
+    let srv = with_json_hook(&rx, "3s").await;
     let tmp = tempfile::tempdir().unwrap();
     let p = random_file(tmp.path(), "state.bin", 10, 100);
     let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
@@ -1467,7 +1389,7 @@ async fn healthz_degraded_while_an_alert_is_failing() {
     let tmp = tempfile::tempdir().unwrap();
     let p = random_file(tmp.path(), "h.bin", 10, 110);
     let name = curl_upload(&srv, CUSTOMER, &p, &[]).await;
-    let degraded = eventually("healthz degraded", 30, async || {
+    let degraded = eventually("healthz degraded", Duration::from_secs(30), async || {
         let h = healthz(&srv).await;
         if h["status"] == "degraded" {
             Ok(h)
@@ -1491,73 +1413,23 @@ async fn healthz_degraded_while_an_alert_is_failing() {
 // ---------------------------------------------------------------------------------------------
 
 fn binary_config(dir: &Path, channels: &str) -> PathBuf {
-    let path = dir.join("sfx.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\npublic_url = \"{PUBLIC_URL}\"\n\
-             batch_window = \"1s\"\nalert_backoff = \"1s\"\n{channels}\n\
-             [[secrets]]\nlabel = \"customers\"\nsecret = \"support\"\npermissions = [\"create\"]\n\
-             [[secrets]]\nlabel = \"support-team\"\nsecret = \"{ADMIN}\"\npermissions = [\"admin\"]\n",
-            dir.join("data").to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    path
+    let toml = format!(
+        "{}public_url = \"{PUBLIC_URL}\"\nbatch_window = \"1s\"\nalert_backoff = \"1s\"\n{channels}\n{}",
+        base_toml(&dir.join("data")),
+        secrets_toml(2)
+    );
+    write_config(dir, &toml)
 }
 
-struct Binary {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Binary {
-    async fn start(config: &Path, stderr: &Path, rust_log: &str) -> Binary {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(stderr).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let line = lines.next_line().await.unwrap().unwrap_or_else(|| {
-                    panic!("sfx exited: {}", std::fs::read_to_string(stderr).unwrap())
-                });
-                if let Some(a) = line.strip_prefix("listening on http://") {
-                    break a.parse().unwrap();
-                }
-            }
-        })
+/// `sfx alert-test --config CONFIG`: (exit status, stdout, stderr).
+async fn alert_test(config: &Path) -> (std::process::ExitStatus, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
+        .args(["alert-test", "--config", config.to_str().unwrap()])
+        .output()
         .await
-        .expect("sfx starts");
-        Binary {
-            child,
-            addr,
-            _stdout: lines,
-        }
-    }
-
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        let ok = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success();
-        assert!(ok);
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("sfx stops on SIGTERM")
-            .unwrap();
-        assert!(status.success(), "{status:?}");
-    }
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status, text(&out.stdout), text(&out.stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1593,33 +1465,17 @@ async fn logs_never_contain_webhook_urls_or_smtp_passwords() {
     let secrets = [&path_token, &query_token, &user_pw, &smtp_pw, &signing];
     for rust_log in ["sfx=debug", "debug"] {
         let stderr = tmp.path().join(format!("stderr-{rust_log}.log"));
-        let bin = Binary::start(&config, &stderr, rust_log).await;
-        let srv_url = |p: &str| format!("http://{}{p}", bin.addr);
+        let args = ["serve", "--config", config.to_str().unwrap()];
+        let bin = Binary::start(&args, &[("RUST_LOG", rust_log)], Some(&stderr)).await;
         let p = random_file(tmp.path(), "l.bin", 10, 120);
         let form = format!("file=@{}", p.to_str().unwrap());
-        let out = curl(&[
-            "-sS",
-            "-i",
-            "-F",
-            &form,
-            &format!("http://user:support@{}/+upload", bin.addr),
-        ])
-        .await;
-        let head = final_head(&out.stdout).to_string();
-        let name = name_from_location(&header_value(&head, "location").expect(&out.stdout));
+        let name =
+            curl_form_upload(&["-F", &form, &bin.url_with_secret(CUSTOMER, "/+upload")]).await;
         // Let every channel fail at least twice.
-        let page = eventually("failing alerts", 30, async || {
+        let page = eventually("failing alerts", Duration::from_secs(30), async || {
             let log = std::fs::read_to_string(&stderr).unwrap_or_default();
             let fails = log.matches("will retry").count();
-            let page = client()
-                .get(srv_url(&format!("/{name}")))
-                .basic_auth("op", Some(ADMIN))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let page = admin_text(&bin, &format!("/{name}")).await;
             if fails >= 6 && page.contains("failing: ") {
                 Ok(page)
             } else {
@@ -1627,23 +1483,8 @@ async fn logs_never_contain_webhook_urls_or_smtp_passwords() {
             }
         })
         .await;
-        let list = client()
-            .get(srv_url("/+list"))
-            .basic_auth("op", Some(ADMIN))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let health = client()
-            .get(srv_url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let list = admin_text(&bin, "/+list").await;
+        let health = get_as(&bin, None, "/healthz").await.text().await.unwrap();
         bin.stop().await;
         let log = std::fs::read_to_string(&stderr).unwrap();
         assert!(
@@ -1694,14 +1535,8 @@ async fn alert_test_reports_each_channel() {
         ));
     }
     let config = binary_config(tmp.path(), &channels);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
-        .args(["alert-test", "--config", config.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (status, stdout, stderr) = alert_test(&config).await;
+    assert!(status.success(), "{stdout}\n{stderr}");
     let mut names = vec!["ticketing", "chat", "script"];
     if smtp.is_some() {
         names.push("mail");
@@ -1758,14 +1593,8 @@ async fn alert_test_reports_each_channel() {
             webhook("dead", &dead.url(&format!("/hooks/{token}")), "slack", "")
         ),
     );
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
-        .args(["alert-test", "--config", config.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stdout}");
+    let (status, stdout, stderr) = alert_test(&config).await;
+    assert!(!status.success(), "{stdout}");
     assert!(
         stdout
             .lines()

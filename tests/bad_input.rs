@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 const BOUNDARY: &str = "sfxTestBoundary7MA4YWxkTrZu0gW";
 /// `user:support` (the customers' secret) as a Basic credential.
 const CUSTOMER_BASIC: &str = "Basic dXNlcjpzdXBwb3J0";
-const MIB: usize = 1 << 20;
+/// curl's options for a wrong secret.
+const WRONG_SECRET: [&str; 2] = ["-u", "user:wrong"];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -165,11 +166,6 @@ async fn download(srv: &TestServer, name: &str) -> reqwest::Response {
     admin_get(srv, &format!("/{name}/+download")).await
 }
 
-fn content_type(resp: &reqwest::Response) -> String {
-    let ct = &resp.headers()[header::CONTENT_TYPE];
-    ct.to_str().expect("ASCII Content-Type").to_string()
-}
-
 /// Checks the download's headers carry no injected header and one well-formed
 /// Content-Disposition; returns it.
 fn check_disposition(resp: &reqwest::Response, case: &str) -> String {
@@ -225,6 +221,37 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// curl's form upload of `files` (a `-F file=@PATH` each) to /+upload, `options` first, with
+/// `secret` in the URL as the vendor's command has it.
+async fn curl_files(
+    srv: &TestServer,
+    secret: Option<&str>,
+    options: &[&str],
+    files: &[&Path],
+) -> CurlStatus {
+    let url = match secret {
+        Some(s) => srv.url_with_secret(s, "/+upload"),
+        None => srv.url("/+upload"),
+    };
+    let forms: Vec<String> = files
+        .iter()
+        .map(|f| format!("file=@{}", f.display()))
+        .collect();
+    let mut args = options.to_vec();
+    for form in &forms {
+        args.extend(["-F", form.as_str()]);
+    }
+    args.push(&url);
+    curl_status(&args).await
+}
+
+/// Refused with `code`, and the answer gives `reason`.
+#[track_caller]
+fn assert_refused(r: &CurlStatus, code: u16, reason: &str) {
+    assert_eq!(r.code, code, "{}\n{}", r.body, r.stderr);
+    assert!(r.body.contains(reason), "no {reason:?} in {}", r.body);
+}
+
 /// Head of a multipart upload sent on a raw socket, with the customers' secret.
 fn raw_upload_head(content_length: Option<u64>) -> String {
     let length = match content_length {
@@ -268,20 +295,8 @@ async fn oversized_upload_refused_from_content_length_before_the_body() {
     let dir = tempfile::tempdir().unwrap();
     let file = random_file(dir.path(), "big.bin", 5 * MIB, 11);
     let before = srv.snapshot();
-    let form = format!("file=@{}", file.display());
-    let r = curl_status(&[
-        "-v",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
-    assert!(
-        r.body.contains("larger than the limit"),
-        "413 without a reason: {}",
-        r.body
-    );
+    let r = curl_files(&srv, Some(CUSTOMER), &["-v"], &[&file]).await;
+    assert_refused(&r, 413, "larger than the limit");
     assert!(
         r.stderr.contains("Expect: 100-continue"),
         "curl did not ask to continue:\n{}",
@@ -309,16 +324,13 @@ async fn file_just_over_the_limit_is_413_and_nothing_stored() {
     let dir = tempfile::tempdir().unwrap();
     let file = random_file(dir.path(), "big.bin", MIB + MIB / 2, 12);
     let before = srv.snapshot();
-    let form = format!("file=@{}", file.display());
-    let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
-    assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
-    assert!(r.body.contains("larger than the limit"), "{}", r.body);
+    let r = curl_files(&srv, Some(CUSTOMER), &[], &[&file]).await;
+    assert_refused(&r, 413, "larger than the limit");
     srv.assert_nothing_stored(&before, "1.5 MiB over a 1 MiB limit")
         .await;
     // Exactly at the limit is fine.
     let ok = random_file(dir.path(), "ok.bin", MIB, 13);
-    let form = format!("file=@{}", ok.display());
-    let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
+    let r = curl_files(&srv, Some(CUSTOMER), &[], &[&ok]).await;
     assert_eq!(r.code, 302, "{}\n{}", r.body, r.stderr);
     srv.stop().await;
 }
@@ -330,17 +342,9 @@ async fn oversized_chunked_upload_with_curl_is_413() {
     let dir = tempfile::tempdir().unwrap();
     let file = random_file(dir.path(), "big.bin", 4 * MIB, 14);
     let before = srv.snapshot();
-    let form = format!("file=@{}", file.display());
-    let r = curl_status(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
-    assert!(r.body.contains("larger than the limit"), "{}", r.body);
+    let chunked = ["-H", "Transfer-Encoding: chunked"];
+    let r = curl_files(&srv, Some(CUSTOMER), &chunked, &[&file]).await;
+    assert_refused(&r, 413, "larger than the limit");
     assert_unharmed(&srv, &before, "chunked over max_file_size").await;
     srv.stop().await;
 }
@@ -398,18 +402,8 @@ async fn one_oversized_file_among_several_stores_nothing() {
     let small = random_file(dir.path(), "small.bin", 10 * 1024, 21);
     let big = random_file(dir.path(), "big.bin", 2 * MIB, 22);
     let before = srv.snapshot();
-    let f1 = format!("file=@{}", small.display());
-    let f2 = format!("file=@{}", big.display());
-    let r = curl_status(&[
-        "-F",
-        &f1,
-        "-F",
-        &f2,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    assert_eq!(r.code, 413, "{}\n{}", r.body, r.stderr);
-    assert!(r.body.contains("larger than the limit"), "{}", r.body);
+    let r = curl_files(&srv, Some(CUSTOMER), &[], &[&small, &big]).await;
+    assert_refused(&r, 413, "larger than the limit");
     assert_unharmed(&srv, &before, "one file over the per-file limit").await;
     srv.stop().await;
 }
@@ -480,23 +474,14 @@ async fn not_enough_free_space_is_507() {
 
     // curl -F, small file.
     let small = random_file(dir.path(), "small.bin", 10 * 1024, 31);
-    let form = format!("file=@{}", small.display());
-    let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
-    assert_eq!(r.code, 507, "{}\n{}", r.body, r.stderr);
-    assert!(r.body.contains("free space"), "{}", r.body);
+    let r = curl_files(&srv, Some(CUSTOMER), &[], &[&small]).await;
+    assert_refused(&r, 507, "free space");
     srv.assert_nothing_stored(&before, "507, small file").await;
 
     // curl -F, large file: refused before curl sends the body.
     let big = random_file(dir.path(), "big.bin", 3 * MIB, 32);
-    let form = format!("file=@{}", big.display());
-    let r = curl_status(&[
-        "-v",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
-    assert_eq!(r.code, 507, "{}\n{}", r.body, r.stderr);
+    let r = curl_files(&srv, Some(CUSTOMER), &["-v"], &[&big]).await;
+    assert_refused(&r, 507, "");
     assert!(r.size_upload < 64.0 * 1024.0, "sent {}", r.size_upload);
     srv.assert_nothing_stored(&before, "507, large file").await;
 
@@ -515,15 +500,8 @@ async fn not_enough_free_space_is_507_for_chunked_uploads() {
     let dir = tempfile::tempdir().unwrap();
     let before = srv.snapshot();
     let small = random_file(dir.path(), "small.bin", 10 * 1024, 33);
-    let form = format!("file=@{}", small.display());
-    let r = curl_status(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "-F",
-        &form,
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
+    let chunked = ["-H", "Transfer-Encoding: chunked"];
+    let r = curl_files(&srv, Some(CUSTOMER), &chunked, &[&small]).await;
     assert_eq!(
         r.code, 507,
         "chunked upload accepted below min_free_space: {}\n{}",
@@ -634,7 +612,6 @@ async fn malformed_uploads_are_refused_with_a_reason() {
     let srv = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let small = random_file(dir.path(), "small.bin", 4096, 41);
-    let form = format!("file=@{}", small.display());
 
     struct Case {
         what: &'static str,
@@ -700,7 +677,7 @@ async fn malformed_uploads_are_refused_with_a_reason() {
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status().as_u16(), c.status, "{}", c.what);
-        let ct = content_type(&resp);
+        let ct = response_header(&resp, "content-type");
         assert!(ct.starts_with("text/html"), "{}: {ct}", c.what);
         let text = resp.text().await.unwrap();
         assert!(
@@ -714,21 +691,18 @@ async fn malformed_uploads_are_refused_with_a_reason() {
 
     // Wrong secret (curl -u user:wrong), also refused before a large body is sent.
     let before = srv.snapshot();
-    let r = curl_status(&["-u", "user:wrong", "-F", &form, &srv.url("/+upload")]).await;
-    assert_eq!(r.code, 403, "{}", r.body);
-    assert!(r.body.contains("wrong secret"), "{}", r.body);
+    let r = curl_files(&srv, None, &WRONG_SECRET, &[&small]).await;
+    assert_refused(&r, 403, "wrong secret");
     let big = random_file(dir.path(), "big.bin", 3 * MIB, 42);
-    let big_form = format!("file=@{}", big.display());
-    let r = curl_status(&["-u", "user:wrong", "-F", &big_form, &srv.url("/+upload")]).await;
-    assert_eq!(r.code, 403, "{}", r.body);
+    let r = curl_files(&srv, None, &WRONG_SECRET, &[&big]).await;
+    assert_refused(&r, 403, "");
     assert!(r.size_upload < 64.0 * 1024.0, "sent {}", r.size_upload);
     assert_unharmed(&srv, &before, "wrong secret").await;
 
     // No credentials at all.
     let before = srv.snapshot();
-    let r = curl_status(&["-F", &form, &srv.url("/+upload")]).await;
-    assert_eq!(r.code, 403, "{}", r.body);
-    assert!(r.body.contains("permission"), "{}", r.body);
+    let r = curl_files(&srv, None, &[], &[&small]).await;
+    assert_refused(&r, 403, "permission");
     assert_unharmed(&srv, &before, "no credentials").await;
     srv.stop().await;
 }
@@ -740,14 +714,14 @@ async fn route_errors_are_html_or_json() {
     // HTML outside /apis/.
     let resp = get_as(&srv, None, "/no/such/page").await;
     assert_eq!(resp.status().as_u16(), 404);
-    let ct = content_type(&resp);
+    let ct = response_header(&resp, "content-type");
     assert!(ct.starts_with("text/html"), "{ct}");
     assert!(resp.text().await.unwrap().contains("404"));
 
     let resp = get_as(&srv, Some(CUSTOMER), "/+upload").await;
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(resp.headers()[header::ALLOW], "POST");
-    let ct = content_type(&resp);
+    let ct = response_header(&resp, "content-type");
     assert!(ct.starts_with("text/html"), "{ct}");
 
     // JSON under /apis/.
@@ -758,7 +732,7 @@ async fn route_errors_are_html_or_json() {
         .send()
         .await
         .unwrap();
-    let allow = resp.headers()[header::ALLOW].to_str().unwrap().to_string();
+    let allow = response_header(&resp, "allow");
     assert!(allow.contains("GET"), "{allow}");
     assert_json_error(resp, 405).await;
 
@@ -815,12 +789,9 @@ async fn repeated_wrong_secrets_lock_out_the_address() {
     let srv = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let small = random_file(dir.path(), "small.bin", 1024, 51);
-    let form = format!("file=@{}", small.display());
     for i in 0..20 {
         let code = if i % 4 == 0 {
-            curl_status(&["-u", "user:wrong", "-F", &form, &srv.url("/+upload")])
-                .await
-                .code
+            curl_files(&srv, None, &WRONG_SECRET, &[&small]).await.code
         } else {
             client()
                 .get(srv.url("/apis/rest/items"))
@@ -833,12 +804,11 @@ async fn repeated_wrong_secrets_lock_out_the_address() {
         };
         assert_eq!(code, 403, "attempt {}", i + 1);
     }
-    let r = curl_status(&["-u", "user:wrong", "-F", &form, &srv.url("/+upload")]).await;
-    assert_eq!(r.code, 429, "21st wrong attempt: {}", r.body);
-    assert!(r.body.contains("too many"), "{}", r.body);
+    let r = curl_files(&srv, None, &WRONG_SECRET, &[&small]).await;
+    assert_refused(&r, 429, "too many");
     // The right secret does not help while locked out.
-    let r = curl_status(&["-F", &form, &srv.url_with_secret(CUSTOMER, "/+upload")]).await;
-    assert_eq!(r.code, 429, "right secret during lockout: {}", r.body);
+    let r = curl_files(&srv, Some(CUSTOMER), &[], &[&small]).await;
+    assert_refused(&r, 429, "");
     assert_json_error(get_as(&srv, Some(ADMIN), "/apis/rest/items").await, 429).await;
     assert!(srv.item_names().is_empty());
     assert!(srv.temp_files().is_empty());

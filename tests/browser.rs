@@ -609,12 +609,7 @@ async fn login_cookie_attributes() {
     let srv = TestServer::start().await;
     let http = client();
 
-    let resp = http
-        .post(srv.url("/+login"))
-        .form(&[("token", CUSTOMER)])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_login(&http, &srv, &[("token", CUSTOMER)]).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], "/");
     let set: Vec<_> = resp.headers().get_all("set-cookie").iter().collect();
@@ -639,12 +634,7 @@ async fn login_cookie_attributes() {
     assert!(!body.contains("form class=\"upload\""));
     assert!(body.contains("name=\"token\""));
 
-    let wrong = http
-        .post(srv.url("/+login"))
-        .form(&[("token", "nope")])
-        .send()
-        .await
-        .unwrap();
+    let wrong = post_login(&http, &srv, &[("token", "nope")]).await;
     assert_eq!(wrong.status(), 302);
     assert_eq!(wrong.headers()["location"], "/?login=failed");
     assert!(wrong.headers().get("set-cookie").is_none());
@@ -657,8 +647,7 @@ async fn login_cookie_attributes() {
         .await
         .unwrap();
     assert_eq!(out.status(), 302);
-    let cleared =
-        cookie::Cookie::parse(out.headers()["set-cookie"].to_str().unwrap().to_string()).unwrap();
+    let cleared = cookie::Cookie::parse(response_header(&out, "set-cookie")).unwrap();
     assert_eq!(cleared.name(), COOKIE);
     assert_eq!(cleared.value(), "");
     assert_eq!(cleared.max_age(), Some(cookie::time::Duration::ZERO));

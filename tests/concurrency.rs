@@ -11,7 +11,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const KIB: usize = 1024;
-const MIB: usize = 1 << 20;
 
 /// `n` sizes from `min` to `max`, spaced geometrically (distinct, rounded, odd offsets so no
 /// size is a neat power of two).

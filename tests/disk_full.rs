@@ -10,8 +10,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const MIB: usize = 1 << 20;
-
 /// A mounted tmpfs, lazily unmounted on drop (also when the test panics).
 struct Tmpfs {
     dir: PathBuf,

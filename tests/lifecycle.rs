@@ -178,19 +178,9 @@ async fn interrupted_rest_completion_is_restored_at_start() {
     let tmp = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let srv = TestServer::start_in(tmp.path(), "").await;
-    let first = client()
-        .post(srv.url("/apis/rest/items"))
-        .basic_auth("user", Some(CUSTOMER))
-        .header("content-range", "bytes 0-1999/3000")
-        .body(b64(&data[..2000]))
-        .send()
-        .await
-        .unwrap();
+    let first = rest_chunk(&srv, &data, 0..2000, None, &[]).await;
     assert_eq!(first.status(), StatusCode::OK);
-    let token = first.headers()["transaction-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let token = response_header(&first, "transaction-id");
     srv.stop().await;
     // A crash right after the completed file was moved into place, before the metadata said so.
     let partial = std::fs::read_dir(tmp.path().join("partial"))
@@ -211,20 +201,9 @@ async fn interrupted_rest_completion_is_restored_at_start() {
             .exists(),
         "put back"
     );
-    let last = client()
-        .post(srv.url("/apis/rest/items"))
-        .basic_auth("user", Some(CUSTOMER))
-        .header("transaction-id", &token)
-        .header("content-range", "bytes 2000-2999/3000")
-        .body(b64(&data[2000..]))
-        .send()
-        .await
-        .unwrap();
+    let last = rest_chunk(&srv, &data, 2000..3000, Some(&token), &[]).await;
     assert_eq!(last.status(), StatusCode::CREATED);
-    let location = last.headers()["content-location"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let location = response_header(&last, "content-location");
     let got = admin_get(&srv, &format!("{location}/download")).await;
     assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..]);
     srv.stop().await;

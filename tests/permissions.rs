@@ -180,26 +180,18 @@ async fn login_session_grants_the_secret_permissions() {
         .cookie_provider(jar.clone())
         .build()
         .unwrap();
-    let resp = browser
-        .post(srv.url("/+login"))
-        .form(&[("token", CUSTOMER)])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_login(&browser, &srv, &[("token", CUSTOMER)]).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response_header(&resp, "set-cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    let page = browser
-        .get(srv.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = async || {
+        let page = browser.get(srv.url("/")).send().await.unwrap();
+        page.text().await.unwrap()
+    };
+    let page = home().await;
     assert!(
         page.contains("action=\"/+upload\"") && page.contains("Logout"),
         "{page}"
@@ -266,31 +258,19 @@ async fn login_session_grants_the_secret_permissions() {
             .status(),
         StatusCode::FOUND
     );
-    let page = browser
-        .get(srv.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = home().await;
     assert!(!page.contains("action=\"/+upload\"") && page.contains("name=\"token\""));
     // Wrong password: back to the page with a message, no session.
-    let resp = browser
-        .post(srv.url("/+login"))
-        .form(&[("token", "nope")])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_login(&browser, &srv, &[("token", "nope")]).await;
     assert_eq!(resp.headers()["location"], "/?login=failed");
     assert!(resp.headers().get("set-cookie").is_none());
     // Open redirects are not followed.
-    let resp = browser
-        .post(srv.url("/+login"))
-        .form(&[("token", ADMIN), ("next", "//evil.example/")])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_login(
+        &browser,
+        &srv,
+        &[("token", ADMIN), ("next", "//evil.example/")],
+    )
+    .await;
     assert_eq!(resp.headers()["location"], "/");
     srv.stop().await;
 }

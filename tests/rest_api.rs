@@ -16,8 +16,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
-const ITEMS: &str = "/apis/rest/items";
-const MIB: usize = 1 << 20;
 /// bepasty-cli's read size, and the base64 body of one full chunk.
 const CLI_CHUNK: usize = MIB;
 const CLI_BODY: usize = 1_398_104;
@@ -239,6 +237,23 @@ async fn start_upload(srv: &TestServer, secret: &str, file: &[u8], first: usize)
         .expect_progress()
 }
 
+/// A continuation of `tid`: `body` for the raw bytes that `range` (a `Content-Range`) names.
+async fn continue_upload(
+    srv: &TestServer,
+    secret: Option<&str>,
+    tid: &str,
+    range: &str,
+    body: impl Into<reqwest::Body>,
+) -> Reply {
+    post(
+        srv,
+        secret,
+        &[("Content-Range", range), ("Transaction-ID", tid)],
+        body,
+    )
+    .await
+}
+
 async fn get(srv: &TestServer, path: &str, secret: Option<&str>) -> Reply {
     send(with_auth(client().get(srv.url(path)), secret)).await
 }
@@ -296,6 +311,19 @@ fn offsets(r: &Reply) -> (u64, u64, bool) {
 /// [`offsets`] of a transaction the customers' secret started, asked by its owner.
 async fn customer_offsets(srv: &TestServer, tid: &str) -> (u64, u64, bool) {
     offsets(&head_offset(srv, Some(CUSTOMER), tid).await)
+}
+
+/// After refused chunks, the customers' transaction `tid` for `file` still stands at `offset`;
+/// its owner sends the rest and the item is stored whole. Returns the item name.
+async fn assert_resumes(srv: &TestServer, tid: &str, file: &[u8], offset: usize) -> String {
+    let total = file.len();
+    let progress = customer_offsets(srv, tid).await;
+    assert_eq!(progress, (offset as u64, total as u64, false));
+    let name = chunk(srv, CUSTOMER, Some(tid), file, offset, total, total)
+        .await
+        .expect_created();
+    assert_stored(srv, &name, file).await;
+    name
 }
 
 /// "Content-Range inconsistent. Last byte on Server: N" -> N.
@@ -1192,19 +1220,10 @@ async fn another_credentials_transaction_is_403() {
         .expect_error(403, "");
     let other = random_bytes(1000, 22);
     let range = cr(1000, 2000, 3000);
-    post(
-        &srv,
-        None,
-        &[("Content-Range", &range), ("Transaction-ID", &tid)],
-        b64(&other),
-    )
-    .await
-    .expect_error(403, "");
-    assert_eq!(customer_offsets(&srv, &tid).await, (1000, 3000, false));
-    let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, 3000, 3000)
+    continue_upload(&srv, None, &tid, &range, b64(&other))
         .await
-        .expect_created();
-    assert_stored(&srv, &name, &file).await;
+        .expect_error(403, "");
+    assert_resumes(&srv, &tid, &file, 1000).await;
     srv.stop().await;
 }
 
@@ -1216,14 +1235,9 @@ async fn completed_transaction_is_409() {
     let (name, tid) = upload_chunked(&srv, CUSTOMER, &file, 1000).await;
     let extra = random_bytes(4, 24);
     let range = cr(3000, 3004, 3004);
-    post(
-        &srv,
-        Some(CUSTOMER),
-        &[("Content-Range", &range), ("Transaction-ID", &tid)],
-        b64(&extra),
-    )
-    .await
-    .expect_error(409, "");
+    continue_upload(&srv, Some(CUSTOMER), &tid, &range, b64(&extra))
+        .await
+        .expect_error(409, "");
     // Resending the last chunk (a retry) and rewriting from 0 are refused too.
     chunk(&srv, CUSTOMER, Some(&tid), &file, 2000, 3000, 3000)
         .await
@@ -1255,14 +1269,9 @@ async fn anonymous_create_can_continue_its_own_transaction() {
         .await
         .expect_error(403, "");
     let r2 = cr(1000, 3000, 3000);
-    let name = post(
-        &srv,
-        None,
-        &[("Content-Range", &r2), ("Transaction-ID", &tid)],
-        b64(&file[1000..]),
-    )
-    .await
-    .expect_created();
+    let name = continue_upload(&srv, None, &tid, &r2, b64(&file[1000..]))
+        .await
+        .expect_created();
     assert_stored(&srv, &name, &file).await;
     srv.stop().await;
 }
@@ -1338,22 +1347,16 @@ async fn bad_base64_is_400_and_leaves_nothing() {
     // On a continuation the stored part stays and the transaction goes on.
     let file = random_bytes(30, 27);
     let tid = start_upload(&srv, CUSTOMER, &file, 15).await;
-    post(
+    continue_upload(
         &srv,
         Some(CUSTOMER),
-        &[
-            ("Content-Range", "bytes 15-29/30"),
-            ("Transaction-ID", &tid),
-        ],
+        &tid,
+        "bytes 15-29/30",
         "!!!!not base64!!!!",
     )
     .await
     .expect_error(400, "Could not decode data body");
-    assert_eq!(customer_offsets(&srv, &tid).await, (15, 30, false));
-    let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 15, 30, 30)
-        .await
-        .expect_created();
-    assert_stored(&srv, &name, &file).await;
+    assert_resumes(&srv, &tid, &file, 15).await;
     srv.stop().await;
 }
 
@@ -1381,17 +1384,9 @@ async fn decoded_length_must_match_the_range() {
         b64(&file[10..15]),
         b64(&random_bytes(25, 29)),
     ] {
-        post(
-            &srv,
-            Some(CUSTOMER),
-            &[
-                ("Content-Range", "bytes 10-19/40"),
-                ("Transaction-ID", &tid),
-            ],
-            body,
-        )
-        .await
-        .expect_error(400, "");
+        continue_upload(&srv, Some(CUSTOMER), &tid, "bytes 10-19/40", body)
+            .await
+            .expect_error(400, "");
         assert_eq!(customer_offsets(&srv, &tid).await, (10, 40, false));
     }
     chunk(&srv, CUSTOMER, Some(&tid), &file, 10, 20, 40)
@@ -1545,22 +1540,10 @@ async fn too_large_is_413() {
     let file = random_bytes(max, 32);
     let tid = start_upload(&srv, CUSTOMER, &file, 1000).await;
     let grow = format!("bytes 1000-1999/{}", max + 10);
-    post(
-        &srv,
-        Some(CUSTOMER),
-        &[("Content-Range", &grow), ("Transaction-ID", &tid)],
-        b64(&file[1000..2000]),
-    )
-    .await
-    .expect_error(413, "");
-    assert_eq!(
-        customer_offsets(&srv, &tid).await,
-        (1000, max as u64, false)
-    );
-    let name = chunk(&srv, CUSTOMER, Some(&tid), &file, 1000, max, max)
+    continue_upload(&srv, Some(CUSTOMER), &tid, &grow, b64(&file[1000..2000]))
         .await
-        .expect_created();
-    assert_stored(&srv, &name, &file).await;
+        .expect_error(413, "");
+    let name = assert_resumes(&srv, &tid, &file, 1000).await;
 
     // A body far larger than any allowed file (curl waits for 100-continue and gets the 413).
     let tmp = tempfile::tempdir().unwrap();
@@ -1613,8 +1596,8 @@ async fn api_errors_are_json() {
     r.expect_error(405, "");
     let r = send(client().post(srv.url(&format!("{ITEMS}/ZZZZZZZZ")))).await;
     r.expect_error(405, "");
-    for op in ["modify", "delete", "lock", "unlock"] {
-        post_to(&srv, &format!("{ITEMS}/ZZZZZZZZ/{op}"), None, &[], "")
+    for action in ["modify", "delete", "lock", "unlock"] {
+        op(&srv, "ZZZZZZZZ", action, None)
             .await
             .expect_error(403, "");
     }
@@ -1743,16 +1726,10 @@ async fn incomplete_item_is_409() {
             .await
             .expect_error(409, "incomplete");
     }
-    post_to(
-        &srv,
-        &format!("{ITEMS}/{name}/delete"),
-        Some(DELETER),
-        &[],
-        "",
-    )
-    .await
-    .expect_error(409, "incomplete");
-    post_to(&srv, &format!("{ITEMS}/{name}/lock"), Some(ADMIN), &[], "")
+    op(&srv, name, "delete", Some(DELETER))
+        .await
+        .expect_error(409, "incomplete");
+    op(&srv, name, "lock", Some(ADMIN))
         .await
         .expect_error(409, "incomplete");
     // Permission is checked first: no hint that the item exists.
@@ -1778,15 +1755,9 @@ async fn expired_item_is_404() {
     download(&srv, &name, Some(ADMIN))
         .await
         .expect_error(404, "");
-    post_to(
-        &srv,
-        &format!("{ITEMS}/{name}/delete"),
-        Some(ADMIN),
-        &[],
-        "",
-    )
-    .await
-    .expect_error(404, "");
+    op(&srv, &name, "delete", Some(ADMIN))
+        .await
+        .expect_error(404, "");
     assert!(srv.item_names().is_empty());
     srv.stop().await;
 }

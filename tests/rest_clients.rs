@@ -12,13 +12,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-
-const ITEMS: &str = "/apis/rest/items";
-const MIB: usize = 1 << 20;
 
 fn venv_dir() -> PathBuf {
     std::env::var_os("SFX_TEST_VENV")
@@ -38,19 +34,48 @@ fn venv_python() -> Option<PathBuf> {
             .status()
             .is_ok_and(|s| s.success());
     if !usable {
-        assert!(
-            std::env::var("SFX_REQUIRE_PYTHON_CLIENTS").as_deref() != Ok("1"),
-            "SFX_REQUIRE_PYTHON_CLIENTS=1 but {} has no bepasty-client-cli/python-magic/requests \
+        let reason = format!(
+            "no Python client venv with bepasty-client-cli, python-magic and requests at {} \
              (run .ci/python-deps.sh)",
             venv.display()
         );
-        println!(
-            "skipped: no Python client venv at {} (run .ci/python-deps.sh)",
-            venv.display()
-        );
+        skip_unless_required("SFX_REQUIRE_PYTHON_CLIENTS", &reason);
         return None;
     }
     Some(python)
+}
+
+/// What a test of a real client needs: the venv's python, a server, a working directory.
+struct ClientTest {
+    python: PathBuf,
+    srv: TestServer,
+    tmp: tempfile::TempDir,
+}
+
+impl ClientTest {
+    /// A server with `config` (see `TestServer::start_with`); `None` without the venv.
+    async fn start(config: &str) -> Option<ClientTest> {
+        let python = venv_python()?;
+        Some(ClientTest {
+            python,
+            srv: TestServer::start_with(config).await,
+            tmp: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Runs `bepasty-cli ARGS` in the working directory.
+    async fn cli(&self, args: &[&str], stdin: Option<&Path>) -> Run {
+        bepasty_cli(&self.python, self.dir(), args, stdin).await
+    }
+
+    /// Runs the OpenSVC agent's replay in the working directory.
+    async fn opensvc(&self, args: &[&str]) -> Run {
+        run_python(&self.python, self.dir(), "opensvc_replay.py", args, None).await
+    }
 }
 
 fn script(name: &str) -> PathBuf {
@@ -142,10 +167,6 @@ fn h<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|(_, v)| v.as_str())
 }
 
-fn sha_file(path: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
-}
-
 /// The two URL lines bepasty-cli prints after a 201; returns the item name.
 #[track_caller]
 fn printed_item(run: &Run, base: &str) -> String {
@@ -167,26 +188,11 @@ fn printed_item(run: &Run, base: &str) -> String {
 
 /// Downloads with the admin secret and compares with the source file.
 async fn assert_same(srv: &TestServer, name: &str, source: &Path) -> Value {
-    let resp = client()
-        .get(srv.url(&format!("{ITEMS}/{name}/download")))
-        .basic_auth("user", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = admin_get(srv, &format!("{ITEMS}/{name}/download")).await;
     let body = resp.bytes().await.unwrap();
     assert!(body == std::fs::read(source).unwrap(), "bytes differ");
-    let meta: Value = client()
-        .get(srv.url(&format!("{ITEMS}/{name}")))
-        .basic_auth("user", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fm = meta["file-meta"].clone();
-    assert_eq!(fm["hash"], sha_file(source));
+    let fm = file_meta(srv, name).await;
+    assert_eq!(fm["hash"], external_sha256(source));
     assert_eq!(fm["complete"], true);
     fm
 }
@@ -194,66 +200,57 @@ async fn assert_same(srv: &TestServer, name: &str, source: &Path) -> Value {
 // ---------------------------------------------------------------------------------------------
 // bepasty-cli 0.3.0
 
+/// The status of each request in a run's trace.
+fn statuses(run: &Run) -> Vec<u64> {
+    run.trace
+        .iter()
+        .map(|t| t["status"].as_u64().unwrap())
+        .collect()
+}
+
 /// B1: a 3000-byte file in one request; the two URL lines; the bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_small_file() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = random_file(tmp.path(), "small.bin", 3000, 1);
-    let base = format!("http://{}", srv.addr);
-    let run = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", CUSTOMER, "small.bin"],
-        None,
-    )
-    .await;
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    let file = random_file(t.dir(), "small.bin", 3000, 1);
+    let base = t.srv.url("");
+    let run = t
+        .cli(&["-u", &base, "-p", CUSTOMER, "small.bin"], None)
+        .await;
     let name = printed_item(&run, &base);
     assert!(run.stdout.contains("guessed filetype: "), "libmagic guess");
     assert_eq!(run.trace.len(), 1);
-    let t = &run.trace[0];
-    assert_eq!(t["url"], format!("{base}{ITEMS}"));
-    assert_eq!(h(&t["headers"], "content-range"), Some("bytes 0-2999/3000"));
-    assert_eq!(h(&t["headers"], "content-length"), Some("4000"));
-    assert_eq!(h(&t["headers"], "content-filename"), Some("small.bin"));
-    assert_eq!(
-        h(&t["headers"], "authorization"),
-        Some("Basic dXNlcjpzdXBwb3J0")
-    );
-    assert!(h(&t["headers"], "transaction-id").is_none());
-    assert_eq!(t["status"], 201);
-    assert!(h(&t["response_headers"], "transaction-id").is_some());
-    let fm = assert_same(&srv, &name, &file).await;
+    let req = &run.trace[0];
+    assert_eq!(req["url"], format!("{base}{ITEMS}"));
+    let sent = |name| h(&req["headers"], name);
+    assert_eq!(sent("content-range"), Some("bytes 0-2999/3000"));
+    assert_eq!(sent("content-length"), Some("4000"));
+    assert_eq!(sent("content-filename"), Some("small.bin"));
+    assert_eq!(sent("authorization"), Some("Basic dXNlcjpzdXBwb3J0"));
+    assert!(sent("transaction-id").is_none());
+    assert_eq!(req["status"], 201);
+    assert!(h(&req["response_headers"], "transaction-id").is_some());
+    let fm = assert_same(&t.srv, &name, &file).await;
     assert_eq!(fm["filename"], "small.bin");
     assert_eq!(fm["size"], 3000);
     // The second printed line is the item's web page.
-    let page = client()
-        .get(srv.url(&format!("/{name}")))
-        .basic_auth("user", Some(READER))
-        .send()
-        .await
-        .unwrap();
+    let page = get_as(&t.srv, Some(READER), &format!("/{name}")).await;
     assert_eq!(page.status(), 200);
-    srv.stop().await;
+    t.srv.stop().await;
 }
 
 /// B2/B8: a 3.5 MiB file in four 1 MiB chunks: 200, 200, 200, 201, one Transaction-ID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_chunked_file() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = random_file(tmp.path(), "big.bin", 3 * MIB + MIB / 2, 2);
-    let base = format!("http://{}", srv.addr);
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    let file = random_file(t.dir(), "big.bin", 3 * MIB + MIB / 2, 2);
+    let base = t.srv.url("");
     let path = file.to_str().unwrap();
-    let run = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", CUSTOMER, path],
-        None,
-    )
-    .await;
+    let run = t.cli(&["-u", &base, "-p", CUSTOMER, path], None).await;
     let name = printed_item(&run, &base);
     let ranges: Vec<&str> = run
         .trace
@@ -269,12 +266,7 @@ async fn bepasty_cli_chunked_file() {
             "bytes 3145728-3670015/3670016",
         ]
     );
-    let statuses: Vec<u64> = run
-        .trace
-        .iter()
-        .map(|t| t["status"].as_u64().unwrap())
-        .collect();
-    assert_eq!(statuses, vec![200, 200, 200, 201]);
+    assert_eq!(statuses(&run), vec![200, 200, 200, 201]);
     for t in &run.trace[..3] {
         assert_eq!(t["body_len"], 1_398_104);
     }
@@ -293,27 +285,22 @@ async fn bepasty_cli_chunked_file() {
         h(&run.trace[3]["response_headers"], "content-location"),
         Some(format!("{ITEMS}/{name}").as_str())
     );
-    let fm = assert_same(&srv, &name, &file).await;
+    let fm = assert_same(&t.srv, &name, &file).await;
     // 0.3.0 sends the path as typed; the stored name is its last component.
     assert_eq!(fm["filename"], "big.bin");
-    srv.stop().await;
+    t.srv.stop().await;
 }
 
 /// B3: 3.5 MiB from stdin with `-n piped.bin`: totals grow until the last chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_stdin_growing_totals() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = random_file(tmp.path(), "source.bin", 3 * MIB + MIB / 2, 3);
-    let base = format!("http://{}", srv.addr);
-    let run = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", CUSTOMER, "-n", "piped.bin"],
-        Some(&file),
-    )
-    .await;
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    let file = random_file(t.dir(), "source.bin", 3 * MIB + MIB / 2, 3);
+    let base = t.srv.url("");
+    let args = ["-u", &base, "-p", CUSTOMER, "-n", "piped.bin"];
+    let run = t.cli(&args, Some(&file)).await;
     let name = printed_item(&run, &base);
     let totals: Vec<&str> = run
         .trace
@@ -327,65 +314,52 @@ async fn bepasty_cli_stdin_growing_totals() {
         })
         .collect();
     assert_eq!(totals, vec!["1048577", "2097153", "3145729", "3670016"]);
-    let statuses: Vec<u64> = run
-        .trace
-        .iter()
-        .map(|t| t["status"].as_u64().unwrap())
-        .collect();
-    assert_eq!(statuses, vec![200, 200, 200, 201]);
+    assert_eq!(statuses(&run), vec![200, 200, 200, 201]);
     for t in &run.trace {
         assert_eq!(h(&t["headers"], "content-filename"), Some("piped.bin"));
     }
-    let fm = assert_same(&srv, &name, &file).await;
+    let fm = assert_same(&t.srv, &name, &file).await;
     assert_eq!(fm["filename"], "piped.bin");
     assert_eq!(fm["size"], 3 * MIB as u64 + MIB as u64 / 2);
-    srv.stop().await;
+    t.srv.stop().await;
 }
 
 /// B9: `-u http://host:port/` makes the client post to `//apis/rest/items`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_url_with_trailing_slash() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = random_file(tmp.path(), "slash.bin", MIB + 5000, 4);
-    let base = format!("http://{}/", srv.addr);
-    let run = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", CUSTOMER, "slash.bin"],
-        None,
-    )
-    .await;
-    for t in &run.trace {
-        assert_eq!(t["url"], format!("http://{}//apis/rest/items", srv.addr));
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    let file = random_file(t.dir(), "slash.bin", MIB + 5000, 4);
+    let base = t.srv.url("/");
+    let run = t
+        .cli(&["-u", &base, "-p", CUSTOMER, "slash.bin"], None)
+        .await;
+    for req in &run.trace {
+        assert_eq!(req["url"], t.srv.url("//apis/rest/items"));
     }
     assert_eq!(run.trace.len(), 2);
     let name = printed_item(&run, &base);
-    assert_same(&srv, &name, &file).await;
-    srv.stop().await;
+    assert_same(&t.srv, &name, &file).await;
+    t.srv.stop().await;
 }
 
 /// B11: `-l` with a list secret prints every item, incomplete ones as INCOMPLETE; without list
 /// permission the client cannot parse the 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_list() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    random_file(tmp.path(), "small.bin", 3000, 5);
-    let base = format!("http://{}", srv.addr);
-    let up = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", CUSTOMER, "small.bin"],
-        None,
-    )
-    .await;
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    random_file(t.dir(), "small.bin", 3000, 5);
+    let base = t.srv.url("");
+    let up = t
+        .cli(&["-u", &base, "-p", CUSTOMER, "small.bin"], None)
+        .await;
     printed_item(&up, &base);
     // An upload left half-way.
     let resp = client()
-        .post(srv.url(ITEMS))
+        .post(t.srv.url(ITEMS))
         .basic_auth("user", Some(CUSTOMER))
         .header("Content-Range", "bytes 0-2/10")
         .header("Content-Filename", "partial.bin")
@@ -395,13 +369,7 @@ async fn bepasty_cli_list() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    let run = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", LISTER, "-l"],
-        None,
-    )
-    .await;
+    let run = t.cli(&["-u", &base, "-p", LISTER, "-l"], None).await;
     assert!(run.status.success());
     let mut lines: Vec<&str> = run.stdout.lines().collect();
     lines.sort();
@@ -418,30 +386,23 @@ async fn bepasty_cli_list() {
     date(lines[0], "partial.bin: INCOMPLETE at ");
     date(lines[1], "small.bin: 3000B at ");
 
-    let run = bepasty_cli(
-        &python,
-        tmp.path(),
-        &["-u", &base, "-p", CUSTOMER, "-l"],
-        None,
-    )
-    .await;
+    let run = t.cli(&["-u", &base, "-p", CUSTOMER, "-l"], None).await;
     assert!(
         run.stdout.contains("Original Response: <Response [403]>"),
         "{}",
         run.stdout
     );
-    srv.stop().await;
+    t.srv.stop().await;
 }
 
 /// B7: no `-p` sends `user:` (anonymous); with no anonymous create the client prints the 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bepasty_cli_without_password_is_403() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    random_file(tmp.path(), "small.bin", 3000, 6);
-    let base = format!("http://{}", srv.addr);
-    let run = bepasty_cli(&python, tmp.path(), &["-u", &base, "small.bin"], None).await;
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    random_file(t.dir(), "small.bin", 3000, 6);
+    let run = t.cli(&["-u", &t.srv.url(""), "small.bin"], None).await;
     assert!(run.status.success(), "the client exits 0 anyway");
     let line = run
         .stdout
@@ -450,56 +411,37 @@ async fn bepasty_cli_without_password_is_403() {
         .unwrap_or_else(|| panic!("no error line in:\n{}", run.stdout));
     assert!(line.contains("An error occurred: 403"), "{line}");
     let body = line.split_once("403 ").unwrap().1;
-    let v: Value = serde_json::from_str(body).unwrap();
-    assert_eq!(v["error"]["code"], 403);
+    assert_error_body(&serde_json::from_str(body).unwrap(), 403);
     assert_eq!(run.trace.len(), 1);
     assert_eq!(
         h(&run.trace[0]["headers"], "authorization"),
         Some("Basic dXNlcjo=")
     );
-    assert!(srv.item_names().is_empty());
-    srv.stop().await;
+    assert!(t.srv.item_names().is_empty());
+    t.srv.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The OpenSVC agent (python-requests replay)
 
-fn support_tarball(dir: &Path) -> PathBuf {
-    let root = dir.join("support");
-    std::fs::create_dir_all(root.join("var/svc1")).unwrap();
-    std::fs::write(root.join("node.log"), "2024-10-01 node1 started\n").unwrap();
-    std::fs::write(root.join("var/svc1/status.json"), "{\"avail\": \"up\"}\n").unwrap();
-    let out = dir.join("svc1.tar.gz");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-czf")
-        .arg(&out)
-        .args(["node.log", "var"])
-        .status()
-        .expect("tar is installed");
-    assert!(st.success());
-    out
-}
-
 /// A1/A2/A5 with the real python-requests: one POST, `Content-length` in the header dict (the
 /// wire carries the base64 length), Basic user:support, DAYS/7; the agent's printed line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensvc_agent_replay() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let tarball = support_tarball(tmp.path());
+    let Some(t) = ClientTest::start("").await else {
+        return;
+    };
+    let tarball = support_tarball(t.dir());
     let raw_len = std::fs::metadata(&tarball).unwrap().len();
     let b64_len = raw_len.div_ceil(3) * 4;
-    let url = srv.url(ITEMS);
+    let url = t.srv.url(ITEMS);
     for (ns, expected) in [
         (None, "_svc1_at_node1.tar.gz"),
         (Some("ns1"), "ns1_svc1_at_node1.tar.gz"),
     ] {
         let mut args = vec![url.as_str(), tarball.to_str().unwrap(), "svc1", "node1"];
         args.extend(ns);
-        let run = run_python(&python, tmp.path(), "opensvc_replay.py", &args, None).await;
+        let run = t.opensvc(&args).await;
         assert!(run.status.success(), "{}", run.stderr);
         let lines: Vec<&str> = run.stdout.lines().collect();
         assert_eq!(lines.len(), 2, "{}", run.stdout);
@@ -519,12 +461,8 @@ async fn opensvc_agent_replay() {
             run.stderr
         );
         // Support staff open the printed path with a read secret.
-        let meta: Value = client()
-            .get(srv.url(loc))
-            .basic_auth("user", Some(READER))
-            .send()
+        let meta: Value = get_as(&t.srv, Some(READER), loc)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -535,27 +473,28 @@ async fn opensvc_agent_replay() {
         let life =
             fm["timestamp-max-life"].as_i64().unwrap() - fm["timestamp-upload"].as_i64().unwrap();
         assert!((life - 7 * 86400).abs() <= 2, "7 days: {life}");
-        assert_same(&srv, name, &tarball).await;
+        assert_same(&t.srv, name, &tarball).await;
     }
-    srv.stop().await;
+    t.srv.stop().await;
 }
 
 /// A6: a tarball over the server's maximum: a non-2xx JSON error and no item; the agent has no
 /// Content-Location and fails (on Python 3 with its json.dumps(bytes) TypeError).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensvc_agent_replay_too_large() {
-    let Some(python) = venv_python() else { return };
-    let srv = TestServer::start_with("max_file_size = \"64\"").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let tarball = support_tarball(tmp.path());
+    let Some(t) = ClientTest::start("max_file_size = \"64\"").await else {
+        return;
+    };
+    let tarball = support_tarball(t.dir());
     assert!(std::fs::metadata(&tarball).unwrap().len() > 64);
-    let url = srv.url(ITEMS);
-    let args = [url.as_str(), tarball.to_str().unwrap(), "svc1", "node1"];
-    let run = run_python(&python, tmp.path(), "opensvc_replay.py", &args, None).await;
+    let url = t.srv.url(ITEMS);
+    let run = t
+        .opensvc(&[url.as_str(), tarball.to_str().unwrap(), "svc1", "node1"])
+        .await;
     assert!(!run.status.success());
     assert!(!run.stdout.contains("uploaded as"), "{}", run.stdout);
     assert!(run.stderr.contains("replay: status=413"), "{}", run.stderr);
     assert!(run.stderr.contains("TypeError"), "{}", run.stderr);
-    assert!(srv.item_names().is_empty());
-    srv.stop().await;
+    assert!(t.srv.item_names().is_empty());
+    t.srv.stop().await;
 }

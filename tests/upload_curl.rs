@@ -150,7 +150,7 @@ async fn json_receipt() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let location = response_header(&resp, "location");
     let body: Value = resp.json().await.unwrap();
     let it = &body["items"][0];
     assert_eq!(location, format!("/{}#h.txt", it["name"].as_str().unwrap()));

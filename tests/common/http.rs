@@ -1,6 +1,6 @@
 //! Talking to the server: reqwest helpers, the real `curl`, and raw sockets.
 
-use super::{ADMIN, CUSTOMER, Endpoint, header_value, name_from_location};
+use super::{ADMIN, CUSTOMER, Endpoint, ITEMS, b64, header_value, name_from_location};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -44,9 +44,51 @@ pub async fn upload_form(srv: &impl Endpoint, form: Form) -> String {
     location_name(&resp)
 }
 
+/// POSTs the login form (`token`, and any other `fields`) with `http`: [`client`], or a client
+/// with its own cookie jar.
+pub async fn post_login(
+    http: &reqwest::Client,
+    srv: &impl Endpoint,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let req = http.post(srv.url("/+login")).form(fields);
+    req.send().await.expect("login sent")
+}
+
+/// A header of `resp`, which must be there.
+pub fn response_header(resp: &reqwest::Response, name: &str) -> String {
+    let value = resp.headers().get(name);
+    let value = value.unwrap_or_else(|| panic!("no {name} on the {} answer", resp.status()));
+    value.to_str().expect("ASCII header").to_string()
+}
+
 /// The item name in a form upload's `Location`.
 pub fn location_name(resp: &reqwest::Response) -> String {
-    name_from_location(resp.headers()["location"].to_str().expect("ASCII Location"))
+    name_from_location(&response_header(resp, "location"))
+}
+
+/// One chunk of a bepasty REST upload with the customers' secret: the raw bytes `range` of
+/// `data` (base64 in the body), continuing transaction `tid` if given, with `headers` added.
+pub async fn rest_chunk(
+    srv: &impl Endpoint,
+    data: &[u8],
+    range: std::ops::Range<usize>,
+    tid: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, data.len());
+    let mut req = client()
+        .post(srv.url(ITEMS))
+        .basic_auth("user", Some(CUSTOMER))
+        .header("Content-Range", content_range)
+        .body(b64(&data[range]));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(t) = tid {
+        req = req.header("Transaction-ID", t);
+    }
+    req.send().await.expect("chunk sent")
 }
 
 /// GETs `path`, with `secret` as Basic auth when given.
@@ -75,12 +117,12 @@ pub async fn admin_json(srv: &impl Endpoint, path: &str) -> Value {
 
 /// An item's stored metadata (`file-meta` of `GET /apis/rest/items/<name>`, as the operator).
 pub async fn file_meta(srv: &impl Endpoint, name: &str) -> Value {
-    admin_json(srv, &format!("/apis/rest/items/{name}")).await["file-meta"].clone()
+    admin_json(srv, &format!("{ITEMS}/{name}")).await["file-meta"].clone()
 }
 
 /// `GET /apis/rest/items` as the operator: item name -> `{"file-meta": ..., "uri": ...}`.
 pub async fn listing(srv: &impl Endpoint) -> serde_json::Map<String, Value> {
-    match admin_json(srv, "/apis/rest/items").await {
+    match admin_json(srv, ITEMS).await {
         Value::Object(m) => m,
         other => panic!("listing is not an object: {other}"),
     }

@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub const MIB: usize = 1 << 20;
+/// bepasty's REST collection.
+pub const ITEMS: &str = "/apis/rest/items";
+
 /// Upload-only, as printed in the vendor's docs.
 pub const CUSTOMER: &str = "support";
 pub const ADMIN: &str = "admin-secret-for-tests";
