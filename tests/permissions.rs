@@ -224,15 +224,8 @@ async fn login_session_grants_the_secret_permissions() {
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     // Cross-site POST riding on the session is refused.
-    let csrf = browser
-        .post(srv.url("/+upload"))
-        .header("origin", "http://evil.example")
-        .multipart(file_form("s", &b"s"[..]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(csrf.status(), StatusCode::FORBIDDEN);
     for (header, value, expected) in [
+        ("origin", "http://evil.example", StatusCode::FORBIDDEN),
         ("origin", "null", StatusCode::FORBIDDEN),
         ("sec-fetch-site", "cross-site", StatusCode::FORBIDDEN),
         ("sec-fetch-site", "same-site", StatusCode::FORBIDDEN),
