@@ -7,6 +7,7 @@ use std::io::{BufRead, Write};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
+    tune_malloc();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -111,3 +112,19 @@ async fn wait_for_signal() {
         }
     }
 }
+
+/// glibc's malloc gives large freed buffers (upload chunks, several hundred KiB each) back to the
+/// kernel and faults fresh ones in for the next chunk: about a tenth of the CPU of a 1 GiB upload
+/// here (bench/upload.sh: 0.91 s -> 0.81 s). Keeping them in the heap costs a few MiB of RSS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    // SAFETY: mallopt only changes allocator parameters, and runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}

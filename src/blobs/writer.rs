@@ -1,10 +1,11 @@
 //! Streams an upload to a temporary file on a blocking thread, computing its SHA-256 as the
 //! bytes go by (never by reading the file back). The async side only hands over chunks.
 //!
-//! On the blocking side two threads share the work, so that hashing and writing overlap: the
-//! writer thread hands each chunk (a reference-counted [`Bytes`], not a copy) to a hashing
-//! thread, then writes it straight from the received buffers with `writev` (no copy into a write
-//! buffer). On Linux the writer also starts the kernel's writeback every few MiB, so the final
+//! Chunks cross threads in batches of about 1 MiB (a handoff per network chunk cost more in
+//! context switches than the copying it saved). On the blocking side two threads share the
+//! work, so that hashing and writing overlap: the writer thread hands each batch (reference-
+//! counted [`Bytes`], not copies) to a hashing thread, then writes it straight from the received
+//! buffers with one `writev` (no copy into a write buffer). On Linux the writer also starts the kernel's writeback every few MiB, so the final
 //! fsync has little left to flush and an upload does not pile up gigabytes of dirty page cache.
 
 use super::{BlobError, BlobStore, free_space};
@@ -18,13 +19,15 @@ use tempfile::TempPath;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Chunks queued between the network and the disk; bounds memory per upload.
-const QUEUE_CHUNKS: usize = 16;
-/// Chunks written but not yet hashed; bounds how far hashing may lag behind (and its memory).
-const HASH_QUEUE_CHUNKS: usize = 4;
-/// Chunks are gathered into one `writev` of at least this many bytes (or [`MAX_SLICES`] chunks).
-const WRITE_BATCH: usize = 1 << 20;
-const MAX_SLICES: usize = 64;
+/// Batches queued between the network and the disk; with [`BATCH_BYTES`], bounds memory per
+/// upload.
+const QUEUE_BATCHES: usize = 4;
+/// Batches written but not yet hashed: how far hashing may lag behind.
+const HASH_QUEUE_BATCHES: usize = 4;
+/// A batch is sent once it holds this many bytes (or [`BATCH_CHUNKS`] chunks).
+const BATCH_BYTES: usize = 1 << 20;
+/// Below the kernel's limit of 1024 slices for one `writev`.
+const BATCH_CHUNKS: usize = 256;
 /// How often (in bytes written) the kernel is asked to start writing the new data to disk.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const WRITEBACK_EVERY: u64 = 8 << 20;
@@ -32,7 +35,7 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 const SPACE_CHECK_EVERY: u64 = 8 << 20;
 
 enum Msg {
-    Data(Bytes),
+    Data(Vec<Bytes>),
     Finish,
 }
 
@@ -56,6 +59,9 @@ pub struct Appended {
 pub struct BlobWriter<T = Written> {
     tx: mpsc::Sender<Msg>,
     task: JoinHandle<Result<T, BlobError>>,
+    /// Chunks gathered for the next batch, and their length.
+    batch: Vec<Bytes>,
+    batch_len: usize,
 }
 
 /// Uploads without a Content-Length were not admitted on size: check the floor now.
@@ -73,7 +79,7 @@ impl BlobWriter<Written> {
         check_floor(store, min_free)?;
         let temp = store.new_temp()?;
         let dir = store.tmp_dir().to_path_buf();
-        let (tx, mut rx) = mpsc::channel(QUEUE_CHUNKS);
+        let (tx, mut rx) = mpsc::channel(QUEUE_BATCHES);
         let task = tokio::task::spawn_blocking(move || {
             let (file, path) = temp.into_parts();
             // On an error `path` drops and deletes the temp file.
@@ -84,7 +90,7 @@ impl BlobWriter<Written> {
                 sha256: hex::encode(hasher.finalize()),
             })
         });
-        Ok(BlobWriter { tx, task })
+        Ok(BlobWriter::new(tx, task))
     }
 }
 
@@ -98,7 +104,7 @@ impl BlobWriter<Appended> {
     ) -> Result<BlobWriter<Appended>, BlobError> {
         check_floor(store, min_free)?;
         let dir = store.tmp_dir().to_path_buf();
-        let (tx, mut rx) = mpsc::channel(QUEUE_CHUNKS);
+        let (tx, mut rx) = mpsc::channel(QUEUE_BATCHES);
         let task = tokio::task::spawn_blocking(move || {
             let mut file = file;
             let offset = file.seek(SeekFrom::End(0))?;
@@ -108,13 +114,36 @@ impl BlobWriter<Appended> {
                 hasher,
             })
         });
-        Ok(BlobWriter { tx, task })
+        Ok(BlobWriter::new(tx, task))
     }
 }
 
 impl<T> BlobWriter<T> {
+    fn new(tx: mpsc::Sender<Msg>, task: JoinHandle<Result<T, BlobError>>) -> Self {
+        BlobWriter {
+            tx,
+            task,
+            batch: Vec::with_capacity(BATCH_CHUNKS),
+            batch_len: 0,
+        }
+    }
+
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
-        if self.tx.send(Msg::Data(chunk)).await.is_err() {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.batch_len += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_len >= BATCH_BYTES || self.batch.len() >= BATCH_CHUNKS {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_batch(&mut self) -> Result<(), BlobError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
+        self.batch_len = 0;
+        if self.tx.send(Msg::Data(batch)).await.is_err() {
             // The thread stopped early: its result says why.
             return Err(self.failure().await);
         }
@@ -122,7 +151,10 @@ impl<T> BlobWriter<T> {
     }
 
     /// Flushes and fsyncs the file (a new upload's temp file still deletes itself if dropped).
-    pub async fn finish(self) -> Result<T, BlobError> {
+    pub async fn finish(mut self) -> Result<T, BlobError> {
+        if !self.batch.is_empty() {
+            self.send_batch().await?;
+        }
         let _ = self.tx.send(Msg::Finish).await;
         self.task
             .await
@@ -149,14 +181,16 @@ fn pump(
     dir: &Path,
     min_free: u64,
 ) -> Result<(Sha256, u64), BlobError> {
-    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE_CHUNKS);
+    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Vec<Bytes>>(HASH_QUEUE_BATCHES);
     std::thread::scope(|scope| {
         let hashing = std::thread::Builder::new()
             .name("sfx-hash".into())
             .spawn_scoped(scope, move || {
                 let mut hasher = hasher;
-                for chunk in hash_rx {
-                    hasher.update(&chunk);
+                for batch in hash_rx {
+                    for chunk in &batch {
+                        hasher.update(chunk);
+                    }
                 }
                 hasher
             })?;
@@ -172,17 +206,15 @@ fn pump(
     })
 }
 
-/// Writes every chunk until `Finish` (handing each to `hash` first); returns the end offset.
+/// Writes every batch until `Finish` (handing each to `hash` first); returns the end offset.
 fn receive_and_write(
     file: &File,
     rx: &mut mpsc::Receiver<Msg>,
-    hash: SyncSender<Bytes>,
+    hash: SyncSender<Vec<Bytes>>,
     offset: u64,
     dir: &Path,
     min_free: u64,
 ) -> Result<u64, BlobError> {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_SLICES);
-    let mut batch_len = 0;
     let mut size: u64 = offset;
     let mut next_check = offset + SPACE_CHECK_EVERY;
     let mut writeback = Writeback {
@@ -191,20 +223,12 @@ fn receive_and_write(
     };
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Data(chunk)) => {
-                if chunk.is_empty() {
-                    continue;
-                }
-                hash.send(chunk.clone())
+            Some(Msg::Data(batch)) => {
+                let len: usize = batch.iter().map(Bytes::len).sum();
+                hash.send(batch.clone())
                     .map_err(|_| BlobError::Io(io::Error::other("the hashing thread stopped")))?;
-                batch_len += chunk.len();
-                batch.push(chunk);
-                if batch_len < WRITE_BATCH && batch.len() < MAX_SLICES {
-                    continue;
-                }
-                write_batch(file, &mut batch)?;
-                size += batch_len as u64;
-                batch_len = 0;
+                write_batch(file, &batch)?;
+                size += len as u64;
                 writeback.advance(file, size);
                 if size >= next_check {
                     next_check = size + SPACE_CHECK_EVERY;
@@ -213,17 +237,15 @@ fn receive_and_write(
                     }
                 }
             }
-            Some(Msg::Finish) => break,
+            Some(Msg::Finish) => return Ok(size),
             // The upload was dropped (client gone, error elsewhere): the temp file is deleted.
             None => return Err(BlobError::Aborted),
         }
     }
-    write_batch(file, &mut batch)?;
-    Ok(size + batch_len as u64)
 }
 
-/// Writes all of `chunks` with as few `writev` calls as the kernel allows, then empties it.
-fn write_batch(mut file: &File, chunks: &mut Vec<Bytes>) -> io::Result<()> {
+/// Writes all of `chunks` with as few `writev` calls as the kernel allows.
+fn write_batch(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
@@ -234,8 +256,6 @@ fn write_batch(mut file: &File, chunks: &mut Vec<Bytes>) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    drop(slices);
-    chunks.clear();
     Ok(())
 }
 
