@@ -5,7 +5,7 @@ use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
 use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
-use crate::upload::Resumable;
+use crate::upload::{Admission, Resumable};
 use base64::Engine;
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +34,8 @@ pub struct State {
     pub auth: Auth,
     /// Running hashes of incomplete REST uploads.
     pub resumable: Resumable,
+    /// Slots of uploads in progress.
+    pub uploads: std::sync::Arc<Admission>,
 }
 
 impl State {
@@ -56,6 +58,7 @@ impl State {
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
+        let uploads = Admission::new(config.max_concurrent_uploads, config.max_uploads_per_client);
         let auth = Auth {
             secrets: Arc::new(book),
             signer,
@@ -69,6 +72,7 @@ impl State {
                 blobs,
                 auth,
                 resumable: Resumable::default(),
+                uploads,
             },
             notes,
         ))

@@ -1022,3 +1022,130 @@ async fn filenames_are_html_escaped_in_pages() {
     }
     srv.stop().await;
 }
+
+/// Stalled uploads hold a writer thread and a temp file each: their number is bounded per
+/// client (429) and in total (503 with Retry-After), and they never starve other requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_cannot_exhaust_the_server() {
+    let srv =
+        TestServer::start_with("max_uploads_per_client = 2\nmax_concurrent_uploads = 3").await;
+    let curl_upload = || async {
+        curl(&[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-D",
+            "-",
+            "-F",
+            "text=late",
+            &srv.url_with_secret(CUSTOMER, "/+upload"),
+        ])
+        .await
+        .stdout
+    };
+    let first = start_partial_upload(&srv).await;
+    let second = start_partial_upload(&srv).await;
+    let refused = curl_upload().await;
+    assert!(
+        refused.ends_with("429"),
+        "third upload from one client: {refused}"
+    );
+    // Another client address (loopback has the whole 127/8) still gets the last slot...
+    let mut other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(srv.addr).await.unwrap();
+    other
+        .write_all(raw_upload_head(Some(10 * MIB as u64)).as_bytes())
+        .await
+        .unwrap();
+    other
+        .write_all(part_head("third.bin").as_bytes())
+        .await
+        .unwrap();
+    other.write_all(&[1u8; 4096]).await.unwrap();
+    wait_until("three uploads in progress", Duration::from_secs(5), || {
+        srv.temp_files().len() == 3
+    })
+    .await;
+    // ...after which every slot is taken, for anybody: 503 with Retry-After.
+    let busy = curl(&[
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-D",
+        "-",
+        "--interface",
+        "127.0.0.3",
+        "-F",
+        "text=late",
+        &srv.url_with_secret(CUSTOMER, "/+upload"),
+    ])
+    .await
+    .stdout;
+    assert!(
+        busy.ends_with("503") && busy.to_ascii_lowercase().contains("retry-after: 30"),
+        "{busy}"
+    );
+    // Meanwhile everything else is served at once.
+    let started = Instant::now();
+    assert_eq!(healthz(&srv).await["status"], "ok");
+    assert_eq!(admin_get(&srv, "/+list").await.status().as_u16(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop((first, second, other));
+    wait_until("slots freed", Duration::from_secs(5), || {
+        srv.temp_files().is_empty()
+    })
+    .await;
+    let mut code = String::new();
+    for _ in 0..50 {
+        code = curl_upload().await;
+        if code.ends_with("302") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(code.ends_with("302"), "slots are given back: {code}");
+    srv.stop().await;
+}
+
+/// Many stalled uploads (more than tokio's blocking pool would survive if each parked one of
+/// its threads) leave metadata queries answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_stalled_uploads_do_not_starve_metadata_queries() {
+    let srv =
+        TestServer::start_with("max_uploads_per_client = 600\nmax_concurrent_uploads = 600").await;
+    let mut stalled = Vec::new();
+    for _ in 0..520 {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(raw_upload_head(Some(MIB as u64)).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(part_head("stall.bin").as_bytes())
+            .await
+            .unwrap();
+        s.write_all(b"1234").await.unwrap();
+        stalled.push(s);
+    }
+    wait_until("520 uploads in progress", Duration::from_secs(30), || {
+        srv.temp_files().len() >= 520
+    })
+    .await;
+    let started = Instant::now();
+    assert_eq!(healthz(&srv).await["store"], "ok");
+    assert_eq!(admin_get(&srv, "/+list").await.status().as_u16(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+    wait_until("partials removed", Duration::from_secs(30), || {
+        srv.temp_files().is_empty()
+    })
+    .await;
+    srv.stop().await;
+}

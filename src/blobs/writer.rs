@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::mpsc::SyncSender;
 use tempfile::TempPath;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 /// Batches queued between the network and the disk; with [`BATCH_BYTES`], bounds memory per
 /// upload.
@@ -58,7 +58,8 @@ pub struct Appended {
 /// a new upload, [`Appended`] for a chunk of a resumable one.
 pub struct BlobWriter<T = Written> {
     tx: mpsc::Sender<Msg>,
-    task: JoinHandle<Result<T, BlobError>>,
+    /// The writer thread's result.
+    task: oneshot::Receiver<Result<T, BlobError>>,
     /// Chunks gathered for the next batch, and their length.
     batch: Vec<Bytes>,
     batch_len: usize,
@@ -80,7 +81,7 @@ impl BlobWriter<Written> {
         let temp = store.new_temp()?;
         let dir = store.tmp_dir().to_path_buf();
         let (tx, mut rx) = mpsc::channel(QUEUE_BATCHES);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = spawn_writer(move || {
             let (file, path) = temp.into_parts();
             // On an error `path` drops and deletes the temp file.
             let (hasher, size) = pump(&file, &mut rx, Sha256::new(), 0, &dir, min_free)?;
@@ -89,7 +90,7 @@ impl BlobWriter<Written> {
                 size,
                 sha256: hex::encode(hasher.finalize()),
             })
-        });
+        })?;
         Ok(BlobWriter::new(tx, task))
     }
 }
@@ -105,7 +106,7 @@ impl BlobWriter<Appended> {
         check_floor(store, min_free)?;
         let dir = store.tmp_dir().to_path_buf();
         let (tx, mut rx) = mpsc::channel(QUEUE_BATCHES);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = spawn_writer(move || {
             let mut file = file;
             let offset = file.seek(SeekFrom::End(0))?;
             let (hasher, end) = pump(&file, &mut rx, hasher, offset, &dir, min_free)?;
@@ -113,13 +114,13 @@ impl BlobWriter<Appended> {
                 written: end - offset,
                 hasher,
             })
-        });
+        })?;
         Ok(BlobWriter::new(tx, task))
     }
 }
 
 impl<T> BlobWriter<T> {
-    fn new(tx: mpsc::Sender<Msg>, task: JoinHandle<Result<T, BlobError>>) -> Self {
+    fn new(tx: mpsc::Sender<Msg>, task: oneshot::Receiver<Result<T, BlobError>>) -> Self {
         BlobWriter {
             tx,
             task,
@@ -156,18 +157,35 @@ impl<T> BlobWriter<T> {
             self.send_batch().await?;
         }
         let _ = self.tx.send(Msg::Finish).await;
-        self.task
-            .await
-            .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
+        self.task.await.map_err(|_| writer_died())?
     }
 
     async fn failure(&mut self) -> BlobError {
         match (&mut self.task).await {
             Ok(Err(e)) => e,
             Ok(Ok(_)) => BlobError::Aborted,
-            Err(e) => BlobError::Io(std::io::Error::other(e)),
+            Err(_) => writer_died(),
         }
     }
+}
+
+fn writer_died() -> BlobError {
+    BlobError::Io(io::Error::other("the writer thread stopped"))
+}
+
+/// Runs `work` on a thread of its own. Not tokio's blocking pool: an upload waiting on a slow
+/// client would hold a pool thread for its whole life, and enough of them would starve every
+/// metadata query (they share the pool). Upload admission bounds how many of these exist.
+fn spawn_writer<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<oneshot::Receiver<Result<T, BlobError>>, BlobError> {
+    let (done, result) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("sfx-write".into())
+        .spawn(move || {
+            let _ = done.send(work());
+        })?;
+    Ok(result)
 }
 
 /// Writes what arrives on `rx` to `file` (whose cursor is at `offset`) until `Finish`, hashing

@@ -38,6 +38,7 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
         .unwrap_or(1)
         .max(1);
     let query = ListQuery {
+        include_locked: who.can(Permission::Admin),
         search: Some(search.clone()).filter(|s| !s.is_empty()),
         offset: (page_no - 1).saturating_mul(per_page),
         limit: per_page,
@@ -71,10 +72,10 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
 }
 
 pub async fn api_items(state: &State, req: Request) -> Result<Response, AppError> {
-    require(state, &req, Permission::List).await?;
+    let who = require(state, &req, Permission::List).await?;
+    let include_locked = who.can(Permission::Admin);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = Arc::clone(&state.store);
-    tokio::task::spawn_blocking(move || export(store.as_ref(), &tx));
+    tokio::spawn(export(Arc::clone(&state.store), include_locked, tx));
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -90,20 +91,30 @@ pub async fn api_items(state: &State, req: Request) -> Result<Response, AppError
     Ok(resp)
 }
 
-/// Writes `{"<name>": {...}, ...}` to the channel, a page at a time. A store error mid-way
-/// ends the body with an error, so the client sees a broken transfer, not truncated JSON.
-fn export(store: &dyn MetaStore, tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
+/// Sends `{"<name>": {...}, ...}` a page at a time; only the page query uses a blocking thread,
+/// never the wait for a slow reader. A store error mid-way ends the body with an error, so the
+/// client sees a broken transfer, not truncated JSON.
+async fn export(
+    store: Arc<dyn MetaStore>,
+    include_locked: bool,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
     let mut after: Option<ItemName> = None;
     let mut first = true;
-    if tx.blocking_send(Ok(Bytes::from_static(b"{"))).is_err() {
+    if tx.send(Ok(Bytes::from_static(b"{"))).await.is_err() {
         return;
     }
     let now = crate::now();
     loop {
-        let page = match store.list_by_name(after.as_ref(), EXPORT_PAGE) {
+        let from = after.clone();
+        let page = match blocking(&store, move |s| {
+            s.list_by_name(from.as_ref(), EXPORT_PAGE, include_locked)
+        })
+        .await
+        {
             Ok(p) => p,
             Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                 return;
             }
         };
@@ -122,7 +133,7 @@ fn export(store: &dyn MetaStore, tx: &tokio::sync::mpsc::Sender<Result<Bytes, st
         if done {
             chunk.push(b'}');
         }
-        if tx.blocking_send(Ok(chunk.into())).is_err() || done {
+        if tx.send(Ok(chunk.into())).await.is_err() || done {
             return;
         }
     }

@@ -34,6 +34,9 @@ pub enum AppError {
     InsufficientStorage(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// Sent with `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
     /// The detail is logged, never sent to the client.
     #[error("internal server error")]
     Internal(String),
@@ -55,6 +58,7 @@ impl AppError {
             }
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,6 +88,9 @@ impl AppError {
         match self {
             AppError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            AppError::Busy(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
             }
             AppError::RangeNotSatisfiable { size } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -129,6 +136,19 @@ impl From<AuthError> for AppError {
             AuthError::LockedOut => AppError::TooManyRequests(e.to_string()),
             AuthError::Malformed => AppError::BadRequest(e.to_string()),
             AuthError::WrongSecret => AppError::Forbidden(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::upload::Refused> for AppError {
+    fn from(r: crate::upload::Refused) -> Self {
+        match r {
+            crate::upload::Refused::Busy => {
+                AppError::Busy("too many uploads are in progress; retry in a moment".into())
+            }
+            crate::upload::Refused::PerClient => AppError::TooManyRequests(
+                "too many uploads in progress from this address; finish one first".into(),
+            ),
         }
     }
 }

@@ -93,6 +93,8 @@ pub struct ListQuery {
     pub search: Option<String>,
     pub offset: u64,
     pub limit: u64,
+    /// Locked items are for admins only.
+    pub include_locked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +114,12 @@ pub trait MetaStore: Outbox + Send + Sync {
     /// Live items, newest first.
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
     /// Live items in name order after `after`: a stable way to walk every item in pages.
-    fn list_by_name(&self, after: Option<&ItemName>, limit: u64) -> Result<Vec<Item>, StoreError>;
+    fn list_by_name(
+        &self,
+        after: Option<&ItemName>,
+        limit: u64,
+        include_locked: bool,
+    ) -> Result<Vec<Item>, StoreError>;
     /// Marks an item deleted; false if it was not live.
     fn mark_deleted(&self, name: &ItemName, at: i64, by: &str) -> Result<bool, StoreError>;
     /// Live items whose expiry is at or before `now`.

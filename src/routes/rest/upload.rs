@@ -36,6 +36,7 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     if range.total > state.config.max_file_size {
         return Err(too_large());
     }
+    let _slot = state.uploads.try_admit(req.client_ip)?;
     let (item, token, created) = match transaction_id(&req)? {
         None => {
             if range.begin != 0 {

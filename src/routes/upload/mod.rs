@@ -40,6 +40,8 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
     if let Some(len) = req.content_length() {
         admit(state, len)?;
     }
+    // Held until the response: one upload slot of this client's share.
+    let _slot = state.uploads.try_admit(req.client_ip)?;
     let content_type = req.header(header::CONTENT_TYPE).unwrap_or("").to_string();
     let essence = content_type
         .split(';')

@@ -168,60 +168,76 @@ impl MetaStore for SqliteStore {
 
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         let conn = self.conn();
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-        let (items, total) = match query
+        let search = query
             .search
             .as_deref()
             .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => {
-                let total: i64 = conn.query_row(
-                    "SELECT count(*) FROM items WHERE deleted_at IS NULL",
-                    [],
-                    |r| r.get(0),
-                )?;
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT ?1 OFFSET ?2"
-                ))?;
-                let items = stmt
-                    .query_map(params![limit, offset], item_from_row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                (items, total)
-            }
-            Some(search) => {
-                let pattern = like_pattern(search);
-                let filter = "deleted_at IS NULL AND (filename LIKE ?1 ESCAPE '\\' OR reference LIKE ?1 ESCAPE '\\')";
-                let total: i64 = conn.query_row(
-                    &format!("SELECT count(*) FROM items WHERE {filter}"),
-                    [&pattern],
-                    |r| r.get(0),
-                )?;
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM items WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
-                ))?;
-                let items = stmt
-                    .query_map(params![pattern, limit, offset], item_from_row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                (items, total)
-            }
+            .filter(|s| !s.is_empty());
+        let mut filter = String::from("deleted_at IS NULL");
+        if !query.include_locked {
+            filter.push_str(" AND locked = 0");
+        }
+        if search.is_some() {
+            filter.push_str(
+                " AND (filename LIKE :pattern ESCAPE '\\' OR reference LIKE :pattern ESCAPE '\\')",
+            );
+        }
+        let pattern = search.map(like_pattern).unwrap_or_default();
+        let with_pattern = |sql: &str| sql.contains(":pattern");
+        let count_sql = format!("SELECT count(*) FROM items WHERE {filter}");
+        let total: i64 = if with_pattern(&count_sql) {
+            conn.query_row(
+                &count_sql,
+                rusqlite::named_params! {":pattern": pattern},
+                |r| r.get(0),
+            )?
+        } else {
+            conn.query_row(&count_sql, [], |r| r.get(0))?
+        };
+        let page_sql = format!(
+            "SELECT {COLUMNS} FROM items WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset"
+        );
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare_cached(&page_sql)?;
+        let rows = if with_pattern(&page_sql) {
+            stmt.query_map(
+                rusqlite::named_params! {":pattern": pattern, ":limit": limit, ":offset": offset},
+                item_from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?
+        } else {
+            stmt.query_map(
+                rusqlite::named_params! {":limit": limit, ":offset": offset},
+                item_from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?
         };
         Ok(ListPage {
-            items,
+            items: rows,
             total: u64::try_from(total).unwrap_or(0),
         })
     }
 
-    fn list_by_name(&self, after: Option<&ItemName>, limit: u64) -> Result<Vec<Item>, StoreError> {
+    fn list_by_name(
+        &self,
+        after: Option<&ItemName>,
+        limit: u64,
+        include_locked: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL AND name > ?1 ORDER BY name LIMIT ?2"
+            "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL AND name > ?1 AND (?3 OR locked = 0)
+             ORDER BY name LIMIT ?2"
         ))?;
         let after = after.map_or("", ItemName::as_str);
         let items = stmt
             .query_map(
-                params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                params![
+                    after,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    include_locked
+                ],
                 item_from_row,
             )?
             .collect::<Result<Vec<_>, _>>()?;

@@ -49,7 +49,7 @@ fn insert_list_search_delete() {
         .list(&ListQuery {
             search: Some("case-1".into()),
             limit: 10,
-            offset: 0,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(by_ref.items.len(), 1);
@@ -57,7 +57,7 @@ fn insert_list_search_delete() {
         .list(&ListQuery {
             search: Some("_%".into()),
             limit: 10,
-            offset: 0,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(literal.items.len(), 1, "% and _ match literally");
@@ -71,9 +71,29 @@ fn insert_list_search_delete() {
     assert!(s.get(&name).unwrap().is_none());
     assert!(s.name_used(&name).unwrap(), "deleted names stay used");
     assert_eq!(s.live_names().unwrap().len(), 1);
-    let walked = s.list_by_name(None, 1).unwrap();
+    let walked = s.list_by_name(None, 1, false).unwrap();
     assert_eq!(walked[0].name.as_str(), "CCCCCCCC");
-    assert!(s.list_by_name(Some(&walked[0].name), 1).unwrap().is_empty());
+    assert!(
+        s.list_by_name(Some(&walked[0].name), 1, false)
+            .unwrap()
+            .is_empty()
+    );
+    // Locked items are listed for admins only.
+    s.set_locked(&walked[0].name, true).unwrap();
+    let query = |include_locked| ListQuery {
+        limit: 10,
+        include_locked,
+        ..Default::default()
+    };
+    assert_eq!(s.list(&query(false)).unwrap().total, 0);
+    assert_eq!(s.list(&query(true)).unwrap().total, 1);
+    let search = ListQuery {
+        search: Some("two".into()),
+        ..query(false)
+    };
+    assert_eq!(s.list(&search).unwrap().total, 0);
+    assert!(s.list_by_name(None, 10, false).unwrap().is_empty());
+    assert_eq!(s.list_by_name(None, 10, true).unwrap().len(), 1);
 }
 
 #[test]
