@@ -1053,7 +1053,7 @@ async fn stalled_uploads_cannot_exhaust_the_server() {
         "third upload from one client: {refused}"
     );
     // Another client address (loopback has the whole 127/8) still gets the last slot...
-    let mut other = tokio::net::TcpSocket::new_v4().unwrap();
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
     other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut other = other.connect(srv.addr).await.unwrap();
     other
