@@ -120,7 +120,9 @@ async fn wait_for_signal() {
 fn tune_malloc() {
     // SAFETY: mallopt only changes allocator parameters, and runs before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // Upload buffers stay well below 16 MiB; Argon2's 19 MiB blocks still go to mmap and
+        // are returned to the kernel at once.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }

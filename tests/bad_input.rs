@@ -815,6 +815,45 @@ async fn repeated_wrong_secrets_lock_out_the_address() {
     srv.stop().await;
 }
 
+/// A burst of parallel guesses against an Argon2 `secret_hash` cannot get more than the limit
+/// past the lockout (checks in flight count), and does not run unbounded Argon2 in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_do_not_bypass_the_lockout() {
+    let hash = sfx::auth::hash_secret("the-real-ops-secret").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}[[secrets]]\nlabel = \"ops\"\nsecret_hash = {hash:?}\npermissions = [\"list\"]\n",
+        base_toml(dir.path())
+    );
+    let srv = TestServer::start_toml(dir.path(), &toml).await;
+    let guesses = (0..100).map(|i| {
+        let url = srv.url("/+list");
+        async move {
+            client()
+                .get(url)
+                .basic_auth("x", Some(&format!("guess-{i}")))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let codes = futures_util::future::join_all(guesses).await;
+    let wrong = codes.iter().filter(|c| **c == 403).count();
+    let locked = codes.iter().filter(|c| **c == 429).count();
+    assert!(wrong <= 20, "{wrong} guesses were checked, the limit is 20");
+    assert_eq!(wrong + locked, 100, "{codes:?}");
+    assert_eq!(
+        get_as(&srv, Some("the-real-ops-secret"), "/+list")
+            .await
+            .status()
+            .as_u16(),
+        429
+    );
+    srv.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile filenames
 // ---------------------------------------------------------------------------------------------

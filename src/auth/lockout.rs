@@ -1,6 +1,7 @@
 //! Counts failed secret checks per client address and refuses further checks from an address
-//! that failed too often recently. Successes do not reset the count: the customers' secret is
-//! public, so an attacker could otherwise interleave it to keep guessing.
+//! that failed too often recently. Checks in flight count too (a burst of parallel guesses must
+//! not all get past the limit before the first failure is recorded). Successes do not reset the
+//! count: the customers' secret is public, so an attacker could otherwise interleave it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,10 +10,29 @@ use std::time::{Duration, Instant};
 
 const MAX_TRACKED: usize = 10_000;
 
+#[derive(Clone, Copy)]
+struct Record {
+    failures: u32,
+    in_flight: u32,
+    since: Instant,
+}
+
 pub struct Lockout {
     limit: u32,
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    records: Mutex<HashMap<IpAddr, Record>>,
+}
+
+/// IPv6 clients are counted per /64: one host can use many addresses of its prefix.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+        v4 => v4,
+    }
 }
 
 impl Lockout {
@@ -20,31 +40,63 @@ impl Lockout {
         Lockout {
             limit,
             window,
-            failures: Mutex::new(HashMap::new()),
+            records: Mutex::new(HashMap::new()),
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn is_locked(&self, ip: IpAddr) -> bool {
-        self.map()
-            .get(&ip)
-            .is_some_and(|(n, since)| *n >= self.limit && since.elapsed() < self.window)
-    }
-
-    pub fn record_failure(&self, ip: IpAddr) {
+    /// Reserves one check for `ip`; `false` when it is locked out. Every reservation must be
+    /// ended by [`Lockout::finish`].
+    pub fn begin(&self, ip: IpAddr) -> bool {
         let mut map = self.map();
-        if map.len() >= MAX_TRACKED {
+        if map.len() >= MAX_TRACKED && !map.contains_key(&key(ip)) {
             let window = self.window;
-            map.retain(|_, (_, since)| since.elapsed() < window);
+            map.retain(|_, r| r.in_flight > 0 || r.since.elapsed() < window);
+            if map.len() >= MAX_TRACKED {
+                // Still full of recent failures: forget the oldest rather than grow.
+                if let Some(oldest) = map
+                    .iter()
+                    .filter(|(_, r)| r.in_flight == 0)
+                    .min_by_key(|(_, r)| r.since)
+                    .map(|(k, _)| *k)
+                {
+                    map.remove(&oldest);
+                }
+            }
         }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
+        let now = Instant::now();
+        let r = map.entry(key(ip)).or_insert(Record {
+            failures: 0,
+            in_flight: 0,
+            since: now,
+        });
+        if r.since.elapsed() >= self.window && r.in_flight == 0 {
+            *r = Record {
+                failures: 0,
+                in_flight: 0,
+                since: now,
+            };
         }
-        entry.0 += 1;
+        if r.failures + r.in_flight >= self.limit {
+            return false;
+        }
+        r.in_flight += 1;
+        true
+    }
+
+    pub fn finish(&self, ip: IpAddr, failed: bool) {
+        let mut map = self.map();
+        if let Some(r) = map.get_mut(&key(ip)) {
+            r.in_flight = r.in_flight.saturating_sub(1);
+            if failed {
+                r.failures += 1;
+            } else if r.failures == 0 && r.in_flight == 0 {
+                map.remove(&key(ip));
+            }
+        }
     }
 }
 
@@ -57,12 +109,22 @@ mod tests {
         let l = Lockout::new(3, Duration::from_millis(50));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            assert!(!l.is_locked(ip));
-            l.record_failure(ip);
+            assert!(l.begin(ip));
+            l.finish(ip, true);
         }
-        assert!(l.is_locked(ip));
-        assert!(!l.is_locked("192.0.2.2".parse().unwrap()));
+        assert!(!l.begin(ip));
+        assert!(l.begin("192.0.2.2".parse().unwrap()));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!l.is_locked(ip));
+        assert!(l.begin(ip));
+    }
+
+    #[test]
+    fn checks_in_flight_count_against_the_limit() {
+        let l = Lockout::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(l.begin(ip) && l.begin(ip) && l.begin("2001:db8::2".parse().unwrap()));
+        assert!(!l.begin(ip), "three guesses in flight from one /64");
+        l.finish(ip, false);
+        assert!(l.begin(ip), "a success frees its slot");
     }
 }

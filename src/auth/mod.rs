@@ -116,10 +116,12 @@ impl Auth {
         peer: IpAddr,
         source: Source,
     ) -> Result<Principal, AuthError> {
-        if self.lockout.is_locked(peer) {
+        if !self.lockout.begin(peer) {
             return Err(AuthError::LockedOut);
         }
-        match self.secrets.verify(secret).await {
+        let grant = self.secrets.verify(secret).await;
+        self.lockout.finish(peer, grant.is_none());
+        match grant {
             Some(grant) => Ok(Principal {
                 label: Some(grant.label),
                 permissions: grant.permissions,
@@ -127,7 +129,6 @@ impl Auth {
                 session: None,
             }),
             None => {
-                self.lockout.record_failure(peer);
                 tracing::info!(%peer, "wrong secret presented");
                 Err(AuthError::WrongSecret)
             }
