@@ -277,3 +277,40 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         srv.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_urlencoded_forms_are_bounded_before_the_token_is_checked() {
+    let srv = TestServer::start().await;
+    let big = "x".repeat(2 << 20);
+    let with_token = client()
+        .post(srv.url("/+upload"))
+        .form(&[("text", big.as_str()), ("token", CUSTOMER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_token.status(),
+        413,
+        "held in memory before the token is known: capped"
+    );
+    let small = client()
+        .post(srv.url("/+upload"))
+        .form(&[("text", "small paste"), ("token", CUSTOMER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 302);
+    let authed = client()
+        .post(srv.url("/+upload"))
+        .basic_auth("user", Some(CUSTOMER))
+        .form(&[("text", big.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        authed.status(),
+        302,
+        "with Basic auth the larger limit applies"
+    );
+    srv.stop().await;
+}

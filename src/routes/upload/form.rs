@@ -15,6 +15,8 @@ const SMALL_FIELD: u64 = 64 * 1024;
 const UNAUTHORISED_TEXT: u64 = 1 << 20;
 /// Urlencoded pastes are read whole; keep them modest.
 const URLENCODED_LIMIT: usize = 16 << 20;
+/// An urlencoded form from a request without credentials (its `token` field is not checked yet).
+const UNAUTHORISED_FORM: usize = 1 << 20;
 const MAX_PARTS: usize = 1000;
 
 #[derive(Debug, Default)]
@@ -275,8 +277,14 @@ pub async fn read_urlencoded(
     who: Principal,
 ) -> Result<FormInput, AppError> {
     let peer = req.client_ip;
-    let limit =
-        URLENCODED_LIMIT.min(usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX));
+    // Until a secret allows it, a paste is only held in memory up to the size a `token`-carrying
+    // form needs; an anonymous flood of 16 MiB bodies must not pile up.
+    let cap = if who.can(Permission::Create) {
+        URLENCODED_LIMIT
+    } else {
+        UNAUTHORISED_FORM
+    };
+    let limit = cap.min(usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX));
     let pairs = super::super::small_form(req, limit).await?;
     let mut r = Reader {
         state,
