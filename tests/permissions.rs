@@ -267,3 +267,43 @@ async fn login_session_grants_the_secret_permissions() {
     assert_eq!(resp.headers()["location"], "/");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_rides_on_rest_item_operations_are_refused_cross_site() {
+    let srv = TestServer::start().await;
+    let name = upload_form(&srv, file_form("victim.txt", &b"keep me"[..])).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar)
+        .build()
+        .unwrap();
+    assert_eq!(
+        post_login(&browser, &srv, &[("token", ADMIN)])
+            .await
+            .status(),
+        StatusCode::FOUND
+    );
+    for op in ["lock", "delete", "modify"] {
+        for site in ["cross-site", "same-site"] {
+            let resp = browser
+                .post(srv.url(&format!("/apis/rest/items/{name}/{op}")))
+                .header("sec-fetch-site", site)
+                .header("content-type", "application/json")
+                .body(r#"{"filename":"renamed.txt"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{op} from {site}");
+        }
+    }
+    let from_our_page = browser
+        .post(srv.url(&format!("/apis/rest/items/{name}/lock")))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_our_page.status(), StatusCode::OK);
+    assert_eq!(srv.item_names(), vec![name]);
+    srv.stop().await;
+}

@@ -1,6 +1,6 @@
 //! The item page `/<name>` and `POST /<name>/+delete`.
 
-use super::{check_origin, form_value, require, safe_next, small_form, visible_item};
+use super::{form_value, require, safe_next, small_form, visible_item};
 use crate::auth::Permission;
 use crate::pages::{ItemPage, Nav, render};
 use crate::server::{AppError, Request, Response, response};
@@ -25,7 +25,6 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
 
 pub async fn delete(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Delete).await?;
-    check_origin(&req, &who)?;
     let name = req.item_name()?;
     let json = req.wants_json();
     let n = name.clone();

@@ -19,13 +19,19 @@ use crate::state::State;
 use crate::store::{Item, ItemState, blocking};
 use http::header;
 
-/// Authenticates the request from its head (header, `?token=`, session).
+/// Authenticates the request from its head (header, `?token=`, session). Every state-changing
+/// request that rides on the session cookie must also come from our own pages (CSRF), so that no
+/// route can forget the check.
 pub async fn principal(state: &State, req: &Request) -> Result<Principal, AppError> {
     let token = req.query("token");
-    Ok(state
+    let who = state
         .auth
         .resolve(&req.headers, token.as_deref(), req.client_ip, crate::now())
-        .await?)
+        .await?;
+    if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+        check_origin(req, &who)?;
+    }
+    Ok(who)
 }
 
 /// Authenticates and requires a permission. Callers check permissions before looking anything
@@ -99,7 +105,13 @@ pub fn is_cross_site(req: &Request) -> bool {
     let Some(origin) = req.header(header::ORIGIN) else {
         return false;
     };
-    let host = req.header(header::HOST).unwrap_or("");
+    // HTTP/2 carries the host in the URI (`:authority`), HTTP/1.1 in `Host`.
+    let host = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.header(header::HOST))
+        .unwrap_or("");
     origin.split_once("://").map(|(_, h)| h) != Some(host)
 }
 
