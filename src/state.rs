@@ -116,12 +116,17 @@ fn recover(store: &dyn MetaStore, blobs: &BlobStore) -> Result<(), StartupError>
         .iter()
         .filter_map(|n| crate::items::ItemName::parse(n))
     {
-        if blobs.partial_path(&name).exists() {
+        let (partial, done) = (
+            blobs.partial_path(&name).exists(),
+            blobs.path(&name).exists(),
+        );
+        if partial && !done {
             continue;
         }
-        // A crash between moving a completed upload into place and recording it complete: put
-        // the file back, so that the client's retry of its last chunk completes it.
-        if blobs.path(&name).exists() {
+        // A crash between moving a completed upload into place and recording it complete (or
+        // between the link and the unlink of that move): put the file back, so that the
+        // client's retry of its last chunk completes it.
+        if done {
             blobs
                 .reopen_partial(&name)
                 .map_err(io_err(format!("cannot restore upload {name}")))?;

@@ -175,36 +175,41 @@ fn unknown_config_key_is_named_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_rest_completion_is_restored_at_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-    let srv = TestServer::start_in(tmp.path(), "").await;
-    let first = rest_chunk(&srv, &data, 0..2000, None, &[]).await;
-    assert_eq!(first.status(), StatusCode::OK);
-    let token = response_header(&first, "transaction-id");
-    srv.stop().await;
-    // A crash right after the completed file was moved into place, before the metadata said so.
-    let partial = std::fs::read_dir(tmp.path().join("partial"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    std::fs::rename(
-        partial.path(),
-        tmp.path().join("files").join(partial.file_name()),
-    )
-    .unwrap();
-    let srv = TestServer::start_in(tmp.path(), "").await;
-    assert!(
-        tmp.path()
-            .join("partial")
-            .join(partial.file_name())
-            .exists(),
-        "put back"
-    );
-    let last = rest_chunk(&srv, &data, 2000..3000, Some(&token), &[]).await;
-    assert_eq!(last.status(), StatusCode::CREATED);
-    let location = response_header(&last, "content-location");
-    let got = admin_get(&srv, &format!("{location}/download")).await;
-    assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..]);
-    srv.stop().await;
+    // A crash while a completed upload was being moved into place: after the rename (before
+    // the metadata said so), or between the link and the unlink of that move.
+    for linked_only in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let srv = TestServer::start_in(tmp.path(), "").await;
+        let first = rest_chunk(&srv, &data, 0..2000, None, &[]).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let token = response_header(&first, "transaction-id");
+        srv.stop().await;
+        let partial = std::fs::read_dir(tmp.path().join("partial"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let done = tmp.path().join("files").join(partial.file_name());
+        if linked_only {
+            std::fs::hard_link(partial.path(), &done).unwrap();
+        } else {
+            std::fs::rename(partial.path(), &done).unwrap();
+        }
+        let srv = TestServer::start_in(tmp.path(), "").await;
+        assert!(
+            partial.path().exists() && !done.exists(),
+            "put back (linked_only: {linked_only})"
+        );
+        let last = rest_chunk(&srv, &data, 2000..3000, Some(&token), &[]).await;
+        assert_eq!(
+            last.status(),
+            StatusCode::CREATED,
+            "linked_only: {linked_only}"
+        );
+        let location = response_header(&last, "content-location");
+        let got = admin_get(&srv, &format!("{location}/download")).await;
+        assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..]);
+        srv.stop().await;
+    }
 }

@@ -126,18 +126,34 @@ impl BlobStore {
 
     /// Moves a completed partial file to its final place (never replacing anything).
     pub fn finish_partial(&self, name: &ItemName) -> io::Result<()> {
-        let target = self.path(name);
-        // link + unlink: atomic, and fails instead of replacing an existing file.
-        fs::hard_link(self.partial_path(name), &target)?;
-        fs::remove_file(self.partial_path(name))?;
+        let (source, target) = (self.partial_path(name), self.path(name));
+        // link + unlink: atomic, and fails instead of replacing an existing file, unless that
+        // file is this very one (a crash between the two steps left both names).
+        match fs::hard_link(&source, &target) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(&source, &target)? => {}
+            other => other?,
+        }
+        fs::remove_file(&source)?;
         fs::File::open(&self.files)?.sync_all()?;
         fs::File::open(&self.partial)?.sync_all()
     }
 
-    /// Undoes [`BlobStore::finish_partial`] (start-up recovery, when the item was not yet
-    /// recorded complete).
+    /// Undoes [`BlobStore::finish_partial`] (when the item could not be recorded complete):
+    /// the bytes go back to `partial/`, so the client's retry of its last chunk completes it.
     pub fn reopen_partial(&self, name: &ItemName) -> io::Result<()> {
-        fs::rename(self.path(name), self.partial_path(name))?;
+        let (source, target) = (self.path(name), self.partial_path(name));
+        if target.exists() {
+            // Both names left by a crash between link and unlink: drop the extra one.
+            if same_file(&source, &target)? {
+                fs::remove_file(&source)?;
+                return fs::File::open(&self.files)?.sync_all();
+            }
+            return Err(io::Error::other(format!(
+                "{} and its partial file differ",
+                name
+            )));
+        }
+        fs::rename(&source, &target)?;
         fs::File::open(&self.partial)?.sync_all()?;
         fs::File::open(&self.files)?.sync_all()
     }
@@ -198,6 +214,12 @@ impl BlobStore {
     pub(crate) fn tmp_dir(&self) -> &Path {
         &self.tmp
     }
+}
+
+fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (fs::metadata(a)?, fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
 }
 
 pub(crate) fn free_space(path: &Path) -> io::Result<u64> {

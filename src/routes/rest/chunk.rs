@@ -88,7 +88,13 @@ pub async fn append(
         )?;
         tokio::task::spawn_blocking(move || -> Result<(), AppError> {
             blobs.finish_partial(&n)?;
-            store.complete_upload(&n, size, &sha256, now, Some(&join))?;
+            if let Err(e) = store.complete_upload(&n, size, &sha256, now, Some(&join)) {
+                // Not recorded: put the bytes back so a retry of this chunk can complete it.
+                if let Err(undo) = blobs.reopen_partial(&n) {
+                    tracing::error!(item = %n, error = %undo, "could not move an upload back");
+                }
+                return Err(e.into());
+            }
             Ok(())
         })
         .await
