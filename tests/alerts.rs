@@ -1613,3 +1613,49 @@ async fn alert_test_reports_each_channel() {
     );
     assert_eq!(rx.hits("/json").len(), 2);
 }
+
+/// Many deliveries waiting behind a channel that never answers must not hold up another
+/// channel: each channel only claims what it can send now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_channel_does_not_starve_another_under_many_deliveries() {
+    let rx = Receiver::start().await;
+    rx.rule(
+        "/hung",
+        Rule {
+            delay: Duration::from_secs(60),
+            ..Rule::default()
+        },
+    );
+    let channels = format!(
+        "{}{}",
+        webhook("hung", &rx.url("/hung"), "json", ""),
+        webhook("fast", &rx.url("/fast"), "json", "")
+    );
+    let srv = TestServer::start_with(&alert_config("200ms", "", &channels)).await;
+    // In waves below the per-client upload limit.
+    for wave in 0..3 {
+        let uploads = (wave * 30..wave * 30 + 30).map(|i| {
+            let form = file_form("f.txt", format!("delivery {i}").into_bytes())
+                .text("reference", format!("R{i}"));
+            post_upload(&srv, Some(CUSTOMER), form)
+        });
+        for resp in futures_util::future::join_all(uploads).await {
+            assert_eq!(resp.status(), 302);
+        }
+    }
+    let got = eventually(
+        "all 90 alerts on the fast channel",
+        Duration::from_secs(20),
+        async || {
+            let n = rx.hits("/fast").len();
+            if n >= 90 {
+                Ok(n)
+            } else {
+                Err(format!("{n} of 90"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(got, 90);
+    srv.stop().await;
+}

@@ -5,20 +5,33 @@
 use super::{Payload, describe, http_client, send};
 use crate::state::State;
 use crate::store::{AlertOutcome, AlertTask, StoreError, blocking};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Attempts running at once on one channel (a stuck channel never holds up the others).
 const PER_CHANNEL: usize = 4;
-/// Longest pause between two looks at the outbox.
+/// Longest and shortest pause between two looks at the outbox (unless an attempt ends).
 const MAX_NAP: Duration = Duration::from_secs(2);
+const MIN_NAP: Duration = Duration::from_millis(250);
+/// An attempt in progress is not due again for this long (longer than any attempt may take).
+const LEASE: Duration = Duration::from_secs(120);
 /// The backoff doubles from `alert_backoff` up to this.
 const MAX_BACKOFF: i64 = 30 * 60;
 
-type Permits = HashMap<String, Arc<tokio::sync::Semaphore>>;
+struct Worker {
+    state: Arc<State>,
+    http: reqwest::Client,
+    /// Per channel: (name, only_labels), and the permits for its attempts.
+    channels: Vec<(String, Vec<String>)>,
+    permits: HashMap<String, Arc<Semaphore>>,
+    tracker: TaskTracker,
+    /// Woken when an attempt ends, so that a freed permit is used at once.
+    attempt_done: Arc<Notify>,
+}
 
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let http = match http_client() {
@@ -34,22 +47,23 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
         .iter()
         .map(|c| (c.name.clone(), c.only_labels.clone()))
         .collect();
-    let in_flight: Arc<Mutex<HashSet<(i64, String)>>> = Arc::default();
-    let tracker = TaskTracker::new();
-    let permits: Permits = channels
+    let permits = channels
         .iter()
-        .map(|(name, _)| {
-            (
-                name.clone(),
-                Arc::new(tokio::sync::Semaphore::new(PER_CHANNEL)),
-            )
-        })
+        .map(|(name, _)| (name.clone(), Arc::new(Semaphore::new(PER_CHANNEL))))
         .collect();
+    let worker = Worker {
+        state,
+        http,
+        channels,
+        permits,
+        tracker: TaskTracker::new(),
+        attempt_done: Arc::new(Notify::new()),
+    };
     loop {
-        if let Err(e) = tick(&state, &channels, &http, &in_flight, &tracker, &permits).await {
+        if let Err(e) = worker.tick().await {
             tracing::warn!(error = %e, "alert worker: outbox unavailable");
         }
-        let nap = match blocking(&state.store, |s| s.next_alert_due_ms()).await {
+        let nap = match blocking(&worker.state.store, |s| s.next_alert_due_ms()).await {
             Ok(Some(due)) => {
                 Duration::from_millis(u64::try_from(due - crate::now_ms()).unwrap_or(0))
                     .min(MAX_NAP)
@@ -57,61 +71,65 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
             _ => MAX_NAP,
         };
         tokio::select! {
-            () = tokio::time::sleep(nap.max(Duration::from_millis(50))) => {}
+            () = tokio::time::sleep(nap.max(MIN_NAP)) => {}
+            () = worker.attempt_done.notified() => {}
             () = shutdown.cancelled() => break,
         }
     }
-    tracker.close();
+    worker.tracker.close();
     // Attempts in flight get a moment to finish; an unfinished one is retried after restart.
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), worker.tracker.wait()).await;
 }
 
-async fn tick(
-    state: &Arc<State>,
-    channels: &[(String, Vec<String>)],
-    http: &reqwest::Client,
-    in_flight: &Arc<Mutex<HashSet<(i64, String)>>>,
-    tracker: &TaskTracker,
-    permits: &Permits,
-) -> Result<(), StoreError> {
-    let now_ms = crate::now_ms();
-    let channels = channels.to_vec();
-    let closed = blocking(&state.store, move |s| {
-        s.close_due_deliveries(now_ms, &channels)
-    })
-    .await?;
-    if closed > 0 {
-        tracing::debug!(closed, "deliveries closed");
-    }
-    let now = now_ms / 1000;
-    let tasks = blocking(&state.store, move |s| s.due_alerts(now, 64)).await?;
-    for task in tasks {
-        let key = (task.delivery_id, task.channel.clone());
-        if !in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone())
-        {
-            continue;
+impl Worker {
+    async fn tick(&self) -> Result<(), StoreError> {
+        let now_ms = crate::now_ms();
+        let all = self.channels.clone();
+        let closed = blocking(&self.state.store, move |s| {
+            s.close_due_deliveries(now_ms, &all)
+        })
+        .await?;
+        if closed > 0 {
+            tracing::debug!(closed, "deliveries closed");
         }
-        let permit = permits.get(&task.channel).cloned();
-        let (state, http, in_flight) = (Arc::clone(state), http.clone(), Arc::clone(in_flight));
-        tracker.spawn(async move {
-            // Held for the attempt: at most PER_CHANNEL attempts per channel at once.
-            let _permit = match &permit {
-                Some(p) => p.acquire().await.ok(),
-                None => None,
+        let now = now_ms / 1000;
+        let lease_until = now + LEASE.as_secs() as i64;
+        for (channel, _) in &self.channels {
+            let Some(permits) = self.permits.get(channel) else {
+                continue;
             };
-            if let Err(e) = attempt(&state, &http, &task).await {
-                tracing::warn!(error = %e, "alert worker: could not record an attempt");
+            // Only as many as this channel can start now: a stuck channel claims nothing more,
+            // and never holds up another channel's alerts. Claimed alerts are leased in the
+            // outbox, so they are not claimed twice.
+            let free = permits.available_permits();
+            if free == 0 {
+                continue;
             }
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-        });
+            let name = channel.clone();
+            let tasks = blocking(&self.state.store, move |s| {
+                s.claim_alerts(now, &name, free, lease_until)
+            })
+            .await?;
+            for task in tasks {
+                let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+                    break;
+                };
+                let (state, http, done) = (
+                    Arc::clone(&self.state),
+                    self.http.clone(),
+                    Arc::clone(&self.attempt_done),
+                );
+                self.tracker.spawn(async move {
+                    if let Err(e) = attempt(&state, &http, &task).await {
+                        tracing::warn!(error = %e, "alert worker: could not record an attempt");
+                    }
+                    drop(permit);
+                    done.notify_one();
+                });
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 async fn attempt(

@@ -88,8 +88,15 @@ pub trait Outbox: Send + Sync {
         now_ms: i64,
         channels: &[(String, Vec<String>)],
     ) -> Result<usize, StoreError>;
-    /// Alerts due for an attempt.
-    fn due_alerts(&self, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError>;
+    /// Takes up to `limit` alerts of `channel` due for an attempt, and leases them until
+    /// `lease_until` (they are not due again meanwhile; a crash mid-attempt only delays them).
+    fn claim_alerts(
+        &self,
+        now: i64,
+        channel: &str,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<Vec<AlertTask>, StoreError>;
     /// When (Unix milliseconds) the next alert attempt or delivery closing is due, if any.
     fn next_alert_due_ms(&self) -> Result<Option<i64>, StoreError>;
     fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError>;

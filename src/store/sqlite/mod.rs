@@ -381,8 +381,18 @@ impl Outbox for SqliteStore {
         Ok(n)
     }
 
-    fn due_alerts(&self, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError> {
-        outbox::due_alerts(&self.conn(), now, limit)
+    fn claim_alerts(
+        &self,
+        now: i64,
+        channel: &str,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<Vec<AlertTask>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let tasks = outbox::claim(&tx, now, channel, limit, lease_until)?;
+        tx.commit()?;
+        Ok(tasks)
     }
 
     fn next_alert_due_ms(&self) -> Result<Option<i64>, StoreError> {

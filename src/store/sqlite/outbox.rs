@@ -88,16 +88,34 @@ pub fn close_due(
     Ok(due.len())
 }
 
-pub fn due_alerts(conn: &Connection, now: i64, limit: usize) -> Result<Vec<AlertTask>, StoreError> {
-    let tasks = conn
+pub fn claim(
+    conn: &Connection,
+    now: i64,
+    channel: &str,
+    limit: usize,
+    lease_until: i64,
+) -> Result<Vec<AlertTask>, StoreError> {
+    let tasks: Vec<AlertTask> = conn
         .prepare_cached(
             "SELECT delivery_id, channel, attempts, created_at FROM alerts
-             WHERE state IN ('pending', 'failing') AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+             WHERE state IN ('pending', 'failing') AND channel = ?1 AND next_attempt_at <= ?2
+             ORDER BY next_attempt_at LIMIT ?3",
         )?
-        .query_map(params![now, limit as i64], |r| {
-            Ok(AlertTask { delivery_id: r.get(0)?, channel: r.get(1)?, attempts: r.get(2)?, created_at: r.get(3)? })
+        .query_map(params![channel, now, limit as i64], |r| {
+            Ok(AlertTask {
+                delivery_id: r.get(0)?,
+                channel: r.get(1)?,
+                attempts: r.get(2)?,
+                created_at: r.get(3)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE alerts SET next_attempt_at = ?3 WHERE delivery_id = ?1 AND channel = ?2",
+    )?;
+    for t in &tasks {
+        lease.execute(params![t.delivery_id, t.channel, lease_until])?;
+    }
     Ok(tasks)
 }
 

@@ -187,11 +187,15 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
     ];
     assert_eq!(s.close_due_deliveries(189_999, &channels).unwrap(), 0);
     assert_eq!(s.close_due_deliveries(191_000, &channels).unwrap(), 2);
-    let tasks = s.due_alerts(191, 10).unwrap();
-    assert_eq!(
-        tasks.len(),
-        2,
-        "one per delivery: `vip` wants no `customers` upload"
+    assert!(
+        s.claim_alerts(191, "vip", 10, 250).unwrap().is_empty(),
+        "`vip` wants no `customers` upload"
+    );
+    let tasks = s.claim_alerts(191, "all", 10, 250).unwrap();
+    assert_eq!(tasks.len(), 2, "one per delivery");
+    assert!(
+        s.claim_alerts(191, "all", 10, 250).unwrap().is_empty(),
+        "leased while being sent"
     );
     let first = s.delivery(tasks[0].delivery_id).unwrap().unwrap();
     assert_eq!(first.idempotency_key, "idem1");
@@ -211,9 +215,9 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
         AlertStatus::Failing("down".into())
     );
     assert_eq!(
-        s.due_alerts(250, 10).unwrap().len(),
-        1,
-        "the failing one waits for its backoff"
+        s.claim_alerts(250, "all", 10, 260).unwrap(),
+        vec![tasks[1].clone()],
+        "the failing one waits for its backoff; the other's lease has run out"
     );
     s.record_alert(&tasks[0], &AlertOutcome::Delivered, 300)
         .unwrap();
