@@ -50,12 +50,16 @@ pub async fn send(
     }
 }
 
-/// Slack's message formatting treats `<...>` as mentions (`<!channel>`) and links, and `&` as
-/// an entity: customer text must show as typed, never ping or disguise a link.
+/// Chat formatting must not act on customer text. Slack reads `<...>` as mentions
+/// (`<!channel>`) and links and `&` as an entity; Mattermost and Rocket.Chat (which take the same
+/// hooks) ping on a plain `@channel`/`@all` and render `[text](url)` links. A word joiner after
+/// `@` and between `]` and `(` keeps the text as typed but inert.
 fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('@', "@\u{2060}")
+        .replace("](", "]\u{2060}(")
 }
 
 /// "error sending request: connection refused" rather than the first line only.
@@ -87,6 +91,11 @@ mod tests {
         assert_eq!(
             super::slack_escape("<!channel> a&b <https://x|y>"),
             "&lt;!channel&gt; a&amp;b &lt;https://x|y&gt;"
+        );
+        let mattermost = super::slack_escape("@all see [portal](https://evil)");
+        assert!(
+            !mattermost.contains("@all") && !mattermost.contains("]("),
+            "{mattermost}"
         );
     }
 
