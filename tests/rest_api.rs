@@ -1729,6 +1729,16 @@ async fn incomplete_item_is_409() {
     op(&srv, name, "delete", Some(DELETER))
         .await
         .expect_error(409, "incomplete");
+    // The web delete button applies the same rule.
+    let web = client()
+        .post(srv.url(&format!("/{name}/+delete")))
+        .basic_auth("x", Some(DELETER))
+        .form(&[("next", "/+list")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(web.status(), StatusCode::CONFLICT);
+    assert_eq!(srv.item_names().len(), 1);
     op(&srv, name, "lock", Some(ADMIN))
         .await
         .expect_error(409, "incomplete");

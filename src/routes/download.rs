@@ -36,10 +36,10 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
     let item = visible_item(state, &name, &who).await?;
     let mut file = tokio::fs::File::open(state.blobs.path(&name))
         .await
-        .map_err(|e| {
-            AppError::Internal(format!(
-                "item {name} is listed but its file cannot be opened: {e}"
-            ))
+        .map_err(|e| match e.kind() {
+            // Deleted between the lookup and here.
+            std::io::ErrorKind::NotFound => AppError::NotFound,
+            _ => AppError::Internal(format!("item {name}: its file cannot be opened: {e}")),
         })?;
     let size = file.metadata().await?.len();
     let etag = format!("\"{}\"", item.sha256);

@@ -1,11 +1,10 @@
 //! The item page `/<name>` and `POST /<name>/+delete`.
 
-use super::{form_value, require, safe_next, small_form, visible_item};
+use super::{Use, checked_item, form_value, require, safe_next, small_form, visible_item};
 use crate::auth::Permission;
 use crate::pages::{ItemPage, Nav, render};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
-use crate::store::blocking;
 use http::StatusCode;
 
 pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
@@ -27,13 +26,7 @@ pub async fn delete(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Delete).await?;
     let name = req.item_name()?;
     let json = req.wants_json();
-    let n = name.clone();
-    let item = blocking(&state.store, move |s| s.get(&n))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if item.locked && !who.can(Permission::Admin) {
-        return Err(AppError::forbidden());
-    }
+    checked_item(state, &name, &who, Use::Manage).await?;
     let form = small_form(req, 8 * 1024).await?;
     state.delete_item(&name, who.label_or_anonymous()).await?;
     if json {

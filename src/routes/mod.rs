@@ -44,30 +44,51 @@ pub async fn require(state: &State, req: &Request, p: Permission) -> Result<Prin
     Ok(who)
 }
 
-/// A live, complete item the principal may see. Expired items are removed on the spot (the
-/// sweeper would soon anyway) and reported as missing; locked items are for admins only.
-pub async fn visible_item(
+/// What a request may do with an incomplete upload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Read it (page, download, metadata): only complete items, for everybody.
+    Read,
+    /// Change it (delete, modify, lock): admins may touch incomplete uploads too.
+    Manage,
+}
+
+/// The item a request is about, with bepasty's checks in one place: expired items are removed
+/// on the spot (the sweeper would soon anyway) and reported missing (404); locked items are for
+/// admins (403); incomplete uploads answer 409 (except admins managing them).
+pub async fn checked_item(
     state: &State,
     name: &ItemName,
     who: &Principal,
+    usage: Use,
 ) -> Result<Item, AppError> {
     let n = name.clone();
     let item = blocking(&state.store, move |s| s.get(&n))
         .await?
         .ok_or(AppError::NotFound)?;
+    let admin = who.can(Permission::Admin);
     if item.is_expired(crate::now()) {
         state.delete_item(name, "expiry").await?;
         return Err(AppError::NotFound);
     }
-    if item.locked && !who.can(Permission::Admin) {
+    if item.locked && !admin {
         return Err(AppError::forbidden());
     }
-    if item.state != ItemState::Complete {
+    if item.state != ItemState::Complete && (usage == Use::Read || !admin) {
         return Err(AppError::Conflict(
             "upload incomplete; try again later".into(),
         ));
     }
     Ok(item)
+}
+
+/// A live, complete item the principal may read.
+pub async fn visible_item(
+    state: &State,
+    name: &ItemName,
+    who: &Principal,
+) -> Result<Item, AppError> {
+    checked_item(state, name, who, Use::Read).await
 }
 
 /// Items as operators see them, with the alert state of each one's delivery.

@@ -105,7 +105,10 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            StoreError::Gone(_) => AppError::Conflict("this upload was deleted meanwhile".into()),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -95,7 +95,6 @@ async fn handle(
                 uri: parts.uri,
                 headers: parts.headers,
                 body,
-                peer,
                 client_ip,
                 name,
             };

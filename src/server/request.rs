@@ -4,15 +4,13 @@
 use crate::items::ItemName;
 use http::{HeaderMap, Method, Uri, header};
 use hyper::body::Incoming;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 pub struct Request {
     pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Incoming,
-    /// The TCP peer.
-    pub peer: SocketAddr,
     /// The client: the peer, or what a trusted proxy says in `X-Forwarded-For`.
     pub client_ip: IpAddr,
     /// Set for item routes (`/<name>/...`, `/apis/rest/items/<name>/...`).

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("item name {0} is already taken")]
     NameTaken(String),
+    #[error("upload {0} was deleted or completed meanwhile")]
+    Gone(String),
     #[error("metadata store: {0}")]
     Backend(String),
 }

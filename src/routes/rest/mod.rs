@@ -4,9 +4,9 @@
 mod chunk;
 pub mod upload;
 
-use super::{require, visible_item};
-use crate::auth::{Permission, Principal};
-use crate::items::{ItemName, sanitize_content_type, sanitize_filename};
+use super::{Use, checked_item, require, visible_item};
+use crate::auth::Permission;
+use crate::items::{sanitize_content_type, sanitize_filename};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{Item, ItemState, blocking};
@@ -62,29 +62,6 @@ pub fn file_meta(item: &Item) -> Value {
     })
 }
 
-/// The item an operation applies to, with bepasty's checks: expired is gone (404); locked is
-/// for admins (403); incomplete uploads are left alone except by admins (409).
-async fn managed_item(state: &State, name: &ItemName, who: &Principal) -> Result<Item, AppError> {
-    let n = name.clone();
-    let item = blocking(&state.store, move |s| s.get(&n))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let admin = who.can(Permission::Admin);
-    if item.is_expired(crate::now()) {
-        state.delete_item(name, "expiry").await?;
-        return Err(AppError::NotFound);
-    }
-    if item.locked && !admin {
-        return Err(AppError::forbidden());
-    }
-    if item.state != ItemState::Complete && !admin {
-        return Err(AppError::Conflict(
-            "upload incomplete; try again later".into(),
-        ));
-    }
-    Ok(item)
-}
-
 fn ok() -> Response {
     response::json(StatusCode::OK, &json!({}))
 }
@@ -101,7 +78,7 @@ pub async fn modify(state: &State, req: Request) -> Result<Response, AppError> {
             "send the changes as application/json".into(),
         ));
     }
-    managed_item(state, &name, &who).await?;
+    checked_item(state, &name, &who, Use::Manage).await?;
     let body = super::small_body(req, 64 * 1024).await?;
     let changes: Value = serde_json::from_slice(&body)
         .map_err(|_| AppError::BadRequest("the body is not valid JSON".into()))?;
@@ -137,7 +114,7 @@ pub async fn modify(state: &State, req: Request) -> Result<Response, AppError> {
 pub async fn delete(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Delete).await?;
     let name = req.item_name()?;
-    managed_item(state, &name, &who).await?;
+    checked_item(state, &name, &who, Use::Manage).await?;
     state.delete_item(&name, who.label_or_anonymous()).await?;
     Ok(ok())
 }
@@ -155,7 +132,7 @@ pub async fn unlock(state: &State, req: Request) -> Result<Response, AppError> {
 async fn set_lock(state: &State, req: Request, locked: bool) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Admin).await?;
     let name = req.item_name()?;
-    let item = managed_item(state, &name, &who).await?;
+    let item = checked_item(state, &name, &who, Use::Manage).await?;
     if item.state != ItemState::Complete {
         return Err(AppError::Conflict(
             "upload incomplete; try again later".into(),

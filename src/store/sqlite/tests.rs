@@ -119,7 +119,13 @@ fn resumable_uploads() {
         (ItemState::Complete, 3000, "ff")
     );
     assert!(s.incomplete_names().unwrap().is_empty());
-    s.record_progress(&name, 1, 1, 170).unwrap();
+    assert!(
+        matches!(
+            s.record_progress(&name, 1, 1, 170),
+            Err(StoreError::Gone(_))
+        ),
+        "complete items never change"
+    );
     assert_eq!(
         s.find_upload("txhash").unwrap().unwrap().item.size,
         3000,

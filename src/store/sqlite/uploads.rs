@@ -48,11 +48,21 @@ pub fn progress(
     total: u64,
     at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE items SET size = ?2, total = ?3, updated_at = ?4 WHERE name = ?1 AND state = 'incomplete'",
+    let changed = conn.execute(
+        "UPDATE items SET size = ?2, total = ?3, updated_at = ?4
+         WHERE name = ?1 AND state = 'incomplete' AND deleted_at IS NULL",
         params![name.as_str(), int(size), int(total), at],
     )?;
-    Ok(())
+    still_open(changed, name)
+}
+
+/// An upload deleted (or completed) by someone else while a chunk was being written.
+fn still_open(changed: usize, name: &ItemName) -> Result<(), StoreError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Gone(name.to_string()))
+    }
 }
 
 pub fn complete(
@@ -62,12 +72,12 @@ pub fn complete(
     sha256: &str,
     at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    let changed = conn.execute(
         "UPDATE items SET state = 'complete', size = ?2, total = ?2, sha256 = ?3, completed_at = ?4, updated_at = ?4
-         WHERE name = ?1 AND state = 'incomplete'",
+         WHERE name = ?1 AND state = 'incomplete' AND deleted_at IS NULL",
         params![name.as_str(), int(size), sha256, at],
     )?;
-    Ok(())
+    still_open(changed, name)
 }
 
 pub fn stale(
