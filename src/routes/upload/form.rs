@@ -31,19 +31,9 @@ pub struct Fields {
 }
 
 impl Fields {
-    const KNOWN: [&'static str; 7] = [
-        "filename",
-        "contenttype",
-        "maxlife-value",
-        "maxlife-unit",
-        "reference",
-        "comment",
-        "response",
-    ];
-
-    /// Stores a known small field; false for names we do not use.
-    fn set(&mut self, name: &str, value: String) -> bool {
-        let slot = match name {
+    /// Where a known small field goes; `None` for names we do not use (bepasty ignores them).
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
             "filename" => &mut self.filename,
             "contenttype" => &mut self.contenttype,
             "maxlife-value" => &mut self.maxlife_value,
@@ -51,10 +41,8 @@ impl Fields {
             "reference" => &mut self.reference,
             "comment" => &mut self.comment,
             "response" => &mut self.response,
-            _ => return false,
-        };
-        *slot = Some(value);
-        true
+            _ => return None,
+        })
     }
 }
 
@@ -251,9 +239,8 @@ pub async fn read_multipart(
             }
             _ => {
                 let value = small_field(&r, &mut field, SMALL_FIELD).await?;
-                // Unknown fields are read and ignored, as bepasty does.
-                if Fields::KNOWN.contains(&name.as_str()) {
-                    fields.set(&name, utf8(&name, value)?);
+                if let Some(slot) = fields.slot(&name) {
+                    *slot = Some(utf8(&name, value)?);
                 }
             }
         }
@@ -304,7 +291,9 @@ pub async fn read_urlencoded(
                 ));
             }
             _ => {
-                fields.set(&k, v);
+                if let Some(slot) = fields.slot(&k) {
+                    *slot = Some(v);
+                }
             }
         }
     }
