@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod auth;
 pub mod blobs;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod items;
 pub mod pages;

@@ -3,6 +3,7 @@
 //! not all get past the limit before the first failure is recorded). Successes do not reset the
 //! count: the customers' secret is public, so an attacker could otherwise interleave it.
 
+use crate::client::client_key;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -23,18 +24,6 @@ pub struct Lockout {
     records: Mutex<HashMap<IpAddr, Record>>,
 }
 
-/// IPv6 clients are counted per /64: one host can use many addresses of its prefix.
-fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let mut seg = v6.segments();
-            seg[4..].fill(0);
-            IpAddr::V6(seg.into())
-        }
-        v4 => v4,
-    }
-}
-
 impl Lockout {
     pub fn new(limit: u32, window: Duration) -> Lockout {
         Lockout {
@@ -52,7 +41,7 @@ impl Lockout {
     /// ended by [`Lockout::finish`].
     pub fn begin(&self, ip: IpAddr) -> bool {
         let mut map = self.map();
-        if map.len() >= MAX_TRACKED && !map.contains_key(&key(ip)) {
+        if map.len() >= MAX_TRACKED && !map.contains_key(&client_key(ip)) {
             let window = self.window;
             map.retain(|_, r| r.in_flight > 0 || r.since.elapsed() < window);
             if map.len() >= MAX_TRACKED {
@@ -68,7 +57,7 @@ impl Lockout {
             }
         }
         let now = Instant::now();
-        let r = map.entry(key(ip)).or_insert(Record {
+        let r = map.entry(client_key(ip)).or_insert(Record {
             failures: 0,
             in_flight: 0,
             since: now,
@@ -89,12 +78,12 @@ impl Lockout {
 
     pub fn finish(&self, ip: IpAddr, failed: bool) {
         let mut map = self.map();
-        if let Some(r) = map.get_mut(&key(ip)) {
+        if let Some(r) = map.get_mut(&client_key(ip)) {
             r.in_flight = r.in_flight.saturating_sub(1);
             if failed {
                 r.failures += 1;
             } else if r.failures == 0 && r.in_flight == 0 {
-                map.remove(&key(ip));
+                map.remove(&client_key(ip));
             }
         }
     }

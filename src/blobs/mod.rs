@@ -178,7 +178,8 @@ impl BlobStore {
     }
 
     /// Moves a fully written (and fsynced) temp file to its final name without replacing
-    /// anything, then fsyncs the directory so the rename itself is durable.
+    /// anything. The rename is durable only after [`BlobStore::sync_files`], which the caller
+    /// runs once for all the files it commits together, before recording them.
     /// `Ok(Err(temp))` hands the temp file back when a file of that name exists already.
     pub fn commit(
         &self,
@@ -190,8 +191,12 @@ impl BlobStore {
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(Err(e.path)),
             Err(e) => return Err(e.error.into()),
         }
-        fs::File::open(&self.files)?.sync_all()?;
         Ok(Ok(()))
+    }
+
+    /// Makes the renames into `files/` durable (fsync of the directory).
+    pub fn sync_files(&self) -> io::Result<()> {
+        fs::File::open(&self.files)?.sync_all()
     }
 
     pub fn path(&self, name: &ItemName) -> PathBuf {

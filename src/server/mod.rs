@@ -7,10 +7,11 @@ pub mod response;
 mod router;
 
 pub use error::AppError;
-pub use request::{Request, accepts_json, client_ip, query_param};
+pub use request::{Request, accepts_json, query_param};
 pub use response::{Body, Response};
 pub use router::Route;
 
+use crate::client::client_ip;
 use crate::state::State;
 use http::{HeaderValue, header};
 use hyper::body::Incoming;

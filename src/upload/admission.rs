@@ -2,6 +2,7 @@
 //! running upload holds a writer thread and a temp file while it waits on its client, so a
 //! client that opens many uploads and stalls them must not be able to exhaust the server.
 
+use crate::client::client_key;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -26,18 +27,6 @@ pub struct Ticket {
     _slot: OwnedSemaphorePermit,
     client: IpAddr,
     admission: Arc<Admission>,
-}
-
-/// IPv6 clients get a /64 each: one host can use many addresses of its prefix.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let mut seg = v6.segments();
-            seg[4..].fill(0);
-            IpAddr::V6(seg.into())
-        }
-        v4 => v4,
-    }
 }
 
 impl Admission {

@@ -1,6 +1,7 @@
 //! Making staged uploads visible: each fsynced temp file gets a fresh name and is renamed into
-//! place, then one metadata transaction makes the whole batch visible at once. Until that
-//! commit nothing is listed; if it fails, the renamed files are removed again.
+//! place, the directory is fsynced once, then one metadata transaction makes the whole batch
+//! visible at once. Until that commit nothing is listed; if it fails, the renamed files are
+//! removed again.
 
 use crate::blobs::{BlobError, BlobStore, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
@@ -89,6 +90,8 @@ fn commit_blocking(
                 comment: meta.comment.clone(),
             });
         }
+        // One directory fsync for all the renames, before the metadata makes them visible.
+        blobs.sync_files()?;
         store.insert(&items, Some(join)).map_err(|e| match e {
             StoreError::NameTaken(n) => {
                 AppError::Internal(format!("item name {n} taken concurrently"))
