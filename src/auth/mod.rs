@@ -116,6 +116,11 @@ impl Auth {
         peer: IpAddr,
         source: Source,
     ) -> Result<Principal, AuthError> {
+        // A NUL or control character is never part of a secret: refuse it rather than pass it
+        // on to a comparison, a hash or a log line.
+        if has_control(secret) {
+            return Err(AuthError::Malformed);
+        }
         if !self.lockout.begin(peer) {
             return Err(AuthError::LockedOut);
         }
@@ -148,13 +153,24 @@ impl Auth {
     }
 }
 
-/// The secret in `Authorization: Basic` (password part; user ignored) or `Bearer`.
-/// An empty password counts as no credentials, as bepasty clients send `user:` for anonymous.
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 fn presented_in_header(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
-    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
+    match headers.get(http::header::AUTHORIZATION) {
+        Some(value) => parse_authorization(value.as_bytes()),
+        None => Ok(None),
+    }
+}
+
+/// The secret in an `Authorization` value: `Basic` (password part; the user is ignored but must
+/// be clean text too) or `Bearer`. An empty password counts as no credentials, as bepasty
+/// clients send `user:` for anonymous. NUL and control characters anywhere are malformed.
+pub fn parse_authorization(value: &[u8]) -> Result<Option<String>, AuthError> {
+    let value = std::str::from_utf8(value)
+        .map_err(|_| AuthError::Malformed)?
+        .trim();
     let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Malformed)?;
     let secret = if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -162,8 +178,11 @@ fn presented_in_header(headers: &HeaderMap) -> Result<Option<String>, AuthError>
             .map_err(|_| AuthError::Malformed)?;
         let text = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
         let (_user, password) = text.split_once(':').ok_or(AuthError::Malformed)?;
+        if has_control(&text) {
+            return Err(AuthError::Malformed);
+        }
         password.to_string()
-    } else if scheme.eq_ignore_ascii_case("bearer") {
+    } else if scheme.eq_ignore_ascii_case("bearer") && !has_control(rest) {
         rest.trim().to_string()
     } else {
         return Err(AuthError::Malformed);
@@ -219,5 +238,32 @@ mod tests {
             Err(AuthError::Malformed)
         );
         assert_eq!(presented_in_header(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn control_characters_are_malformed() {
+        use base64::engine::general_purpose::STANDARD;
+        for creds in [
+            "user:sup\0port",
+            "us\0er:support",
+            "user:support\r\n",
+            "u\x1b:x",
+            "user:\x7f",
+        ] {
+            let value = format!("Basic {}", STANDARD.encode(&creds));
+            assert_eq!(
+                parse_authorization(value.as_bytes()),
+                Err(AuthError::Malformed),
+                "{creds:?}"
+            );
+        }
+        assert_eq!(
+            parse_authorization(b"Bearer ab\x01c"),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            parse_authorization(b"Basic \xff"),
+            Err(AuthError::Malformed)
+        );
     }
 }
