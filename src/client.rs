@@ -46,6 +46,21 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network per-network limits count: an IPv4 /24 or an IPv6 /48.
+pub fn network_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[3..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4([a, b, c, 0].into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

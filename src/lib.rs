@@ -18,6 +18,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod sweeper;
+pub mod tls;
 pub mod upload;
 
 use std::net::SocketAddr;
@@ -47,35 +48,91 @@ pub fn now_ms() -> i64 {
 /// A started, bound server: [`App::run`] serves until the token is cancelled.
 pub struct App {
     state: Arc<State>,
-    listener: TcpListener,
+    listeners: server::Listeners,
     notes: Vec<String>,
 }
 
 impl App {
-    /// Opens the data directory and binds the listening socket.
-    pub async fn bind(config: Config) -> Result<App, StartupError> {
-        let listen = config.listen;
-        let (state, notes) = tokio::task::spawn_blocking(move || State::open(config))
-            .await
-            .map_err(|e| StartupError::Io {
-                what: "start-up".into(),
-                source: std::io::Error::other(e),
-            })??;
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartupError::Io {
-                what: format!("cannot listen on {listen}"),
-                source,
-            })?;
+    /// Opens the data directory, loads (or makes) the TLS certificate and binds the sockets.
+    pub async fn bind(mut config: Config) -> Result<App, StartupError> {
+        tls::install_crypto_provider();
+        server::raise_fd_limit();
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartupError::Io {
+                    what: format!("cannot listen on {addr}"),
+                    source,
+                })
+        };
+        let main = bind(config.listen).await?;
+        let redirect = match config.redirect_http_from {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        if config.public_url_is_default {
+            // The bound address, not `listen` (whose port may be 0).
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            if let Ok(addr) = main.local_addr() {
+                config.public_url = format!("{scheme}://{addr}");
+            }
+        }
+        let (state, tls, notes) = tokio::task::spawn_blocking(move || {
+            let tls = match &config.tls {
+                Some(t) => Some(tls::Tls::open(t, &config.data_dir, config.listen)?),
+                None => None,
+            };
+            let (state, mut notes) = State::open(config)?;
+            let tls = tls.map(|(tls, more)| {
+                notes.extend(more);
+                Arc::new(tls)
+            });
+            Ok::<_, StartupError>((state, tls, notes))
+        })
+        .await
+        .map_err(|e| StartupError::Io {
+            what: "start-up".into(),
+            source: std::io::Error::other(e),
+        })??;
         Ok(App {
             state: Arc::new(state),
-            listener,
+            listeners: server::Listeners {
+                main,
+                tls,
+                redirect,
+            },
             notes,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners.main.local_addr()
+    }
+
+    /// `https` when TLS is on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.listeners.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The TLS setup (to print its fingerprint, or reload it on SIGHUP).
+    pub fn tls(&self) -> Option<Arc<tls::Tls>> {
+        self.listeners.tls.clone()
+    }
+
+    /// The plain listener that redirects to HTTPS, if configured.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .redirect
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Lines to show the operator once (e.g. a newly generated operator secret).
@@ -93,7 +150,7 @@ impl App {
             Arc::clone(&self.state),
             shutdown.clone(),
         ));
-        server::serve(self.state, self.listener, shutdown).await;
+        server::serve(self.state, self.listeners, shutdown).await;
         let _ = sweeper.await;
         let _ = alerts.await;
     }

@@ -85,7 +85,22 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
     for note in app.notes() {
         println!("{note}");
     }
-    println!("listening on http://{}", app.local_addr()?);
+    if let Some(tls) = app.tls() {
+        let kind = if tls.is_self_signed() {
+            "self-signed "
+        } else {
+            ""
+        };
+        println!(
+            "TLS {kind}certificate {} SHA-256 fingerprint {}",
+            tls.cert_path().display(),
+            tls.fingerprint()
+        );
+    }
+    if let Some(addr) = app.redirect_addr() {
+        println!("redirecting http://{addr} to https");
+    }
+    println!("listening on {}://{}", app.scheme(), app.local_addr()?);
     std::io::stdout().flush()?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -94,8 +109,33 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signal.cancel();
     });
+    if let Some(tls) = app.tls() {
+        tokio::spawn(reload_on_hangup(tls));
+    }
     app.run(shutdown).await;
     Ok(())
+}
+
+/// SIGHUP re-reads the TLS certificate (e.g. from certbot's deploy hook); established
+/// connections carry on, and a bad new certificate leaves the old one in use.
+async fn reload_on_hangup(tls: std::sync::Arc<sfx::tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let tls = std::sync::Arc::clone(&tls);
+        match tokio::task::spawn_blocking(move || tls.reload()).await {
+            Ok(Ok(fingerprint)) => {
+                tracing::info!(%fingerprint, "TLS certificate reloaded")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "TLS certificate NOT reloaded; the old one stays in use")
+            }
+            Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -5,7 +5,7 @@ use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
 use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
-use crate::upload::{Admission, Resumable};
+use crate::upload::{Admission, AdmissionLimits, Limits, QuotaLimits, Resumable};
 use base64::Engine;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -35,7 +37,9 @@ pub struct State {
     /// Running hashes of incomplete REST uploads.
     pub resumable: Resumable,
     /// Slots of uploads in progress.
-    pub uploads: std::sync::Arc<Admission>,
+    pub uploads: Arc<Admission>,
+    /// Per-client quotas and the store's total size.
+    pub limits: Arc<Limits>,
 }
 
 impl State {
@@ -58,7 +62,23 @@ impl State {
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
-        let uploads = Admission::new(config.max_concurrent_uploads, config.max_uploads_per_client);
+        let l = &config.limits;
+        let uploads = Admission::new(AdmissionLimits {
+            total: config.max_concurrent_uploads,
+            per_client: config.max_uploads_per_client,
+            per_network: l.max_uploads_per_network,
+            min_rate: l.min_upload_rate,
+            window: l.slow_upload_window,
+        });
+        let limits = Limits::new(
+            QuotaLimits {
+                window: l.quota_window,
+                items: l.quota_items,
+                bytes: l.quota_bytes,
+                max_total_size: l.max_total_size,
+            },
+            store.live_size()?,
+        );
         let auth = Auth {
             secrets: Arc::new(book),
             signer,
@@ -73,19 +93,32 @@ impl State {
                 auth,
                 resumable: Resumable::default(),
                 uploads,
+                limits,
             },
             notes,
         ))
     }
 
     /// Hides an item, then removes its file. A crash in between leaves an orphan file, which
-    /// start-up removes.
+    /// start-up removes. On a full disk the metadata store cannot record even that: the
+    /// reserve file is given up for it, and made again once there is room.
     pub async fn delete_item(&self, name: &ItemName, by: &str) -> Result<bool, StoreError> {
         let now = crate::now();
         let (n, who) = (name.clone(), by.to_string());
-        let deleted = blocking(&self.store, move |s| s.mark_deleted(&n, now, &who)).await?;
+        let mark = move |s: &dyn MetaStore| {
+            let size = s.get(&n)?.map_or(0, |i| i.size);
+            Ok((s.mark_deleted(&n, now, &who)?, size))
+        };
+        let (deleted, size) = match blocking(&self.store, mark.clone()).await {
+            Err(StoreError::DiskFull) if self.blobs.release_reserve() => {
+                tracing::warn!(item = %name, "the disk is full: reserve space given up to record a deletion");
+                blocking(&self.store, mark).await?
+            }
+            other => other?,
+        };
         self.resumable.forget(name);
         if deleted {
+            self.limits.stored_changed(-i128::from(size));
             if let Err(e) = self
                 .blobs
                 .remove(name)
@@ -95,6 +128,7 @@ impl State {
             }
             tracing::info!(item = %name, by, "item deleted");
         }
+        let _ = self.blobs.ensure_reserve();
         Ok(deleted)
     }
 }

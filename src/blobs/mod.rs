@@ -4,12 +4,14 @@
 //! <data_dir>/files/<name>   committed items (renamed here only after fsync)
 //! <data_dir>/tmp/           uploads in progress; emptied at start-up
 //! <data_dir>/partial/<name> resumable (REST) uploads not yet complete; kept across restarts
+//! <data_dir>/reserve        a little allocated space, given up so that deletes work on a full disk
 //! ```
 //! Files are only ever addressed by server-generated [`ItemName`]s, never by client input.
 
+mod pool;
 mod writer;
 
-pub use writer::{Appended, BlobWriter, Written};
+pub use writer::{Appended, BlobWriter, Finished, Written};
 
 use crate::items::ItemName;
 use std::collections::HashSet;
@@ -17,6 +19,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use tempfile::TempPath;
+
+/// Largest reserve file (see [`BlobStore::ensure_reserve`]).
+const RESERVE_MAX: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -54,11 +59,22 @@ pub struct Cleanup {
     pub orphans: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlobStore {
     files: PathBuf,
     tmp: PathBuf,
     partial: PathBuf,
+    reserve: PathBuf,
+    /// The threads that write and hash uploads.
+    pool: std::sync::Arc<pool::Pool>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BlobStore {
@@ -67,12 +83,47 @@ impl BlobStore {
             files: data_dir.join("files"),
             tmp: data_dir.join("tmp"),
             partial: data_dir.join("partial"),
+            reserve: data_dir.join("reserve"),
+            pool: writer::new_pool()?,
         };
         for dir in [&store.files, &store.tmp, &store.partial] {
             fs::create_dir_all(dir)?;
             restrict_dir(dir)?;
         }
+        if let Err(e) = store.ensure_reserve() {
+            tracing::warn!(error = %e, "no space for the reserve file: deletes on a full disk may fail");
+        }
         Ok(store)
+    }
+
+    /// Creates the reserve file if it is missing: real, allocated space (1/64 of the
+    /// filesystem, at most 8 MiB) that nothing else uses.
+    pub fn ensure_reserve(&self) -> io::Result<()> {
+        let st = rustix::fs::statvfs(&self.files).map_err(io::Error::from)?;
+        let size = (st.f_blocks.saturating_mul(st.f_frsize) / 64).min(RESERVE_MAX);
+        if fs::metadata(&self.reserve).is_ok_and(|m| m.len() >= size) {
+            return Ok(());
+        }
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.reserve)?;
+        let made = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)
+            .map_err(io::Error::from)
+            .and_then(|()| file.sync_all());
+        if let Err(e) = made {
+            drop(file);
+            let _ = fs::remove_file(&self.reserve);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Gives the reserve's space back to the filesystem (the disk is full and the metadata
+    /// store must record a deletion). True if there was a reserve.
+    pub fn release_reserve(&self) -> bool {
+        fs::remove_file(&self.reserve).is_ok()
     }
 
     /// Removes what a crash can leave behind: temporary files, committed files whose metadata
@@ -218,6 +269,10 @@ impl BlobStore {
 
     pub(crate) fn tmp_dir(&self) -> &Path {
         &self.tmp
+    }
+
+    fn pool(&self) -> &std::sync::Arc<pool::Pool> {
+        &self.pool
     }
 }
 

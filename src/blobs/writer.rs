@@ -1,43 +1,40 @@
-//! Streams an upload to a temporary file on a blocking thread, computing its SHA-256 as the
-//! bytes go by (never by reading the file back). The async side only hands over chunks.
+//! Streams an upload into a file, computing its SHA-256 as the bytes go by (never by reading
+//! the file back), with bounded memory whatever the file size or the client's speed.
 //!
-//! Chunks cross threads in batches of about 1 MiB (a handoff per network chunk cost more in
-//! context switches than the copying it saved). On the blocking side two threads share the
-//! work, so that hashing and writing overlap: the writer thread hands each batch (reference-
-//! counted [`Bytes`], not copies) to a hashing thread, then writes it straight from the received
-//! buffers with one `writev` (no copy into a write buffer). On Linux the writer also starts the kernel's writeback every few MiB, so the final
-//! fsync has little left to flush and an upload does not pile up gigabytes of dirty page cache.
+//! The async side gathers network chunks into batches of about 1 MiB and hands each batch to
+//! two [`Strand`]s on the shared [`Pool`]: one writes it (`pwritev` at its offset, straight
+//! from the received buffers), the other hashes it, so both proceed at once. At most
+//! [`IN_FLIGHT`] bytes of an upload wait for the disk; a faster client waits instead.
+//! Tiny chunks (a trickling client) are copied into one buffer, so they do not each pin a
+//! network buffer. On Linux the writer also starts the kernel's writeback every few MiB, so the
+//! final fsync has little left to flush and an upload does not pile up dirty page cache.
 
+use super::pool::{Pool, Strand};
 use super::{BlobError, BlobStore, free_space};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, IoSlice, Seek, SeekFrom, Write};
-use std::path::Path;
-use std::sync::mpsc::SyncSender;
+use std::io::{self, IoSlice};
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tempfile::TempPath;
-use tokio::sync::mpsc;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 
-/// Batches queued between the network and the disk; with [`BATCH_BYTES`], bounds memory per
-/// upload.
-const QUEUE_BATCHES: usize = 4;
-/// Batches written but not yet hashed: how far hashing may lag behind.
-const HASH_QUEUE_BATCHES: usize = 4;
-/// A batch is sent once it holds this many bytes (or [`BATCH_CHUNKS`] chunks).
+/// A batch is handed over once it holds this many bytes (or [`BATCH_CHUNKS`] chunks).
 const BATCH_BYTES: usize = 1 << 20;
-/// Below the kernel's limit of 1024 slices for one `writev`.
+/// Below the kernel's limit of 1024 slices for one `pwritev`.
 const BATCH_CHUNKS: usize = 256;
+/// Bytes of one upload handed over but not yet written and hashed.
+const IN_FLIGHT: usize = 4 << 20;
+/// Chunks smaller than this are copied together instead of kept as received.
+const COPY_BELOW: usize = 16 << 10;
 /// How often (in bytes written) the kernel is asked to start writing the new data to disk.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const WRITEBACK_EVERY: u64 = 8 << 20;
 /// How often (in bytes written) the free-space floor is checked again (statvfs is cheap).
 const SPACE_CHECK_EVERY: u64 = 8 << 20;
-
-enum Msg {
-    Data(Vec<Bytes>),
-    Finish,
-}
 
 /// A fully written, fsynced temp file: ready for [`BlobStore::commit`].
 #[derive(Debug)]
@@ -54,15 +51,136 @@ pub struct Appended {
     pub hasher: Sha256,
 }
 
+/// What [`BlobWriter::finish`] makes of the finished file.
+pub trait Finished: Sized {
+    fn make(
+        temp: Option<TempPath>,
+        start: u64,
+        end: u64,
+        hasher: Sha256,
+    ) -> Result<Self, BlobError>;
+}
+
+impl Finished for Written {
+    fn make(temp: Option<TempPath>, _: u64, end: u64, hasher: Sha256) -> Result<Self, BlobError> {
+        Ok(Written {
+            temp: temp.ok_or_else(|| BlobError::Io(io::Error::other("no temp file")))?,
+            size: end,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+}
+
+impl Finished for Appended {
+    fn make(_: Option<TempPath>, start: u64, end: u64, hasher: Sha256) -> Result<Self, BlobError> {
+        Ok(Appended {
+            written: end - start,
+            hasher,
+        })
+    }
+}
+
+/// What the jobs of one upload share.
+struct Shared {
+    file: File,
+    hasher: Mutex<Option<Sha256>>,
+    /// The first failure (disk full, I/O error); later jobs do nothing.
+    error: Mutex<Option<BlobError>>,
+    failed: AtomicBool,
+    /// The upload was abandoned: queued jobs do nothing.
+    cancelled: AtomicBool,
+    progress: Mutex<Progress>,
+    space_dir: PathBuf,
+    min_free: u64,
+}
+
+impl Shared {
+    fn fail(&self, e: BlobError) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn stopped(&self) -> bool {
+        self.failed.load(Ordering::Acquire) || self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn take_error(&self) -> BlobError {
+        self.error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or(BlobError::Aborted)
+    }
+
+    /// Writes one batch at `offset`; then the writeback hint and the free-space floor.
+    fn write(&self, batch: &[Bytes], offset: u64) {
+        if self.stopped() {
+            return;
+        }
+        let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        if let Err(e) = write_at(&self.file, batch, offset) {
+            return self.fail(e.into());
+        }
+        let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let end = offset + len;
+        p.writeback.advance(&self.file, end);
+        if end >= p.next_space_check {
+            p.next_space_check = end + SPACE_CHECK_EVERY;
+            match free_space(&self.space_dir) {
+                Ok(free) if self.min_free > 0 && free < self.min_free => {
+                    self.fail(BlobError::LowSpace)
+                }
+                Ok(_) => {}
+                Err(e) => self.fail(e.into()),
+            }
+        }
+    }
+
+    fn hash(&self, batch: &[Bytes]) {
+        if self.cancelled.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(h) = self
+            .hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            for chunk in batch {
+                h.update(chunk);
+            }
+        }
+    }
+}
+
+struct Progress {
+    writeback: Writeback,
+    next_space_check: u64,
+}
+
 /// Feeds a file from the async side. `T` is what [`BlobWriter::finish`] gives: [`Written`] for
 /// a new upload, [`Appended`] for a chunk of a resumable one.
-pub struct BlobWriter<T = Written> {
-    tx: mpsc::Sender<Msg>,
-    /// The writer thread's result.
-    task: oneshot::Receiver<Result<T, BlobError>>,
-    /// Chunks gathered for the next batch, and their length.
+pub struct BlobWriter<T: Finished = Written> {
+    shared: Arc<Shared>,
+    writes: Strand,
+    hashes: Strand,
+    /// Bytes handed over but not yet written and hashed, in KiB.
+    room: Arc<Semaphore>,
+    /// A new upload's temp file: removed when the writer is dropped unfinished.
+    temp: Option<TempPath>,
+    start: u64,
+    /// Where the next batch goes.
+    offset: u64,
     batch: Vec<Bytes>,
     batch_len: usize,
+    small: BytesMut,
+    /// Released only once every write of this writer has run (see [`BlobWriter::append`]).
+    hold: Option<Box<dyn Send>>,
+    finished: bool,
+    _out: PhantomData<T>,
 }
 
 /// Uploads without a Content-Length were not admitted on size: check the floor now.
@@ -74,204 +192,217 @@ fn check_floor(store: &BlobStore, min_free: u64) -> Result<(), BlobError> {
 }
 
 impl BlobWriter<Written> {
-    /// Opens a temp file and starts the writer thread. `min_free` is the free-space floor that
-    /// writing must not cross.
+    /// Opens a temp file for a new upload. `min_free` is the free-space floor that writing must
+    /// not cross.
     pub fn start(store: &BlobStore, min_free: u64) -> Result<BlobWriter<Written>, BlobError> {
         check_floor(store, min_free)?;
-        let temp = store.new_temp()?;
-        let dir = store.tmp_dir().to_path_buf();
-        let (tx, mut rx) = mpsc::channel(QUEUE_BATCHES);
-        let task = spawn_writer(move || {
-            let (file, path) = temp.into_parts();
-            // On an error `path` drops and deletes the temp file.
-            let (hasher, size) = pump(&file, &mut rx, Sha256::new(), 0, &dir, min_free)?;
-            Ok(Written {
-                temp: path,
-                size,
-                sha256: hex::encode(hasher.finalize()),
-            })
-        })?;
-        Ok(BlobWriter::new(tx, task))
+        let (file, path) = store.new_temp()?.into_parts();
+        Ok(BlobWriter::new(
+            store,
+            file,
+            Some(path),
+            0,
+            Sha256::new(),
+            min_free,
+            None,
+        ))
     }
 }
 
 impl BlobWriter<Appended> {
     /// Appends to `file` (already cut to the acknowledged length), continuing `hasher`.
+    /// `hold` (e.g. a lock on the upload) is dropped only after the last write of this writer
+    /// has run, even if the writer is dropped first: the next writer of the same file can
+    /// never race a late write of this one.
     pub fn append(
         file: File,
         hasher: Sha256,
         store: &BlobStore,
         min_free: u64,
+        hold: Box<dyn Send>,
     ) -> Result<BlobWriter<Appended>, BlobError> {
         check_floor(store, min_free)?;
-        let dir = store.tmp_dir().to_path_buf();
-        let (tx, mut rx) = mpsc::channel(QUEUE_BATCHES);
-        let task = spawn_writer(move || {
-            let mut file = file;
-            let offset = file.seek(SeekFrom::End(0))?;
-            let (hasher, end) = pump(&file, &mut rx, hasher, offset, &dir, min_free)?;
-            Ok(Appended {
-                written: end - offset,
-                hasher,
-            })
-        })?;
-        Ok(BlobWriter::new(tx, task))
+        let start = file.metadata()?.len();
+        Ok(BlobWriter::new(
+            store,
+            file,
+            None,
+            start,
+            hasher,
+            min_free,
+            Some(hold),
+        ))
     }
 }
 
-impl<T> BlobWriter<T> {
-    fn new(tx: mpsc::Sender<Msg>, task: oneshot::Receiver<Result<T, BlobError>>) -> Self {
+impl<T: Finished> BlobWriter<T> {
+    fn new(
+        store: &BlobStore,
+        file: File,
+        temp: Option<TempPath>,
+        start: u64,
+        hasher: Sha256,
+        min_free: u64,
+        hold: Option<Box<dyn Send>>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            file,
+            hasher: Mutex::new(Some(hasher)),
+            error: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            progress: Mutex::new(Progress {
+                writeback: Writeback {
+                    previous: start,
+                    next: start,
+                },
+                next_space_check: start + SPACE_CHECK_EVERY,
+            }),
+            space_dir: store.tmp_dir().to_path_buf(),
+            min_free,
+        });
         BlobWriter {
-            tx,
-            task,
+            shared,
+            writes: Strand::new(store.pool()),
+            hashes: Strand::new(store.pool()),
+            room: Arc::new(Semaphore::new(IN_FLIGHT >> 10)),
+            temp,
+            start,
+            offset: start,
             batch: Vec::with_capacity(BATCH_CHUNKS),
             batch_len: 0,
+            small: BytesMut::new(),
+            hold,
+            finished: false,
+            _out: PhantomData,
         }
     }
 
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(self.shared.take_error());
+        }
         if chunk.is_empty() {
             return Ok(());
         }
-        self.batch_len += chunk.len();
-        self.batch.push(chunk);
+        if chunk.len() < COPY_BELOW {
+            if self.small.capacity() == 0 {
+                self.small.reserve(4 * COPY_BELOW);
+            }
+            self.small.extend_from_slice(&chunk);
+            self.batch_len += chunk.len();
+            if self.small.len() >= 4 * COPY_BELOW {
+                self.seal_small();
+            }
+        } else {
+            self.seal_small();
+            self.batch_len += chunk.len();
+            self.batch.push(chunk);
+        }
         if self.batch_len >= BATCH_BYTES || self.batch.len() >= BATCH_CHUNKS {
             self.send_batch().await?;
         }
         Ok(())
     }
 
-    async fn send_batch(&mut self) -> Result<(), BlobError> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
-        self.batch_len = 0;
-        if self.tx.send(Msg::Data(batch)).await.is_err() {
-            // The thread stopped early: its result says why.
-            return Err(self.failure().await);
+    /// Moves the copied small chunks into the batch (keeping the byte order).
+    fn seal_small(&mut self) {
+        if !self.small.is_empty() {
+            self.batch.push(self.small.split().freeze());
         }
+    }
+
+    async fn send_batch(&mut self) -> Result<(), BlobError> {
+        self.seal_small();
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
+        let len = std::mem::take(&mut self.batch_len);
+        let kib = u32::try_from(len.div_ceil(1024).min(IN_FLIGHT >> 10)).unwrap_or(u32::MAX);
+        let permit = Arc::new(
+            Arc::clone(&self.room)
+                .acquire_many_owned(kib)
+                .await
+                .map_err(|_| BlobError::Aborted)?,
+        );
+        let offset = self.offset;
+        self.offset += len as u64;
+        let (shared, batch2, permit2) =
+            (Arc::clone(&self.shared), batch.clone(), Arc::clone(&permit));
+        self.hashes.push(move || {
+            shared.hash(&batch2);
+            drop(permit2);
+        });
+        let shared = Arc::clone(&self.shared);
+        self.writes.push(move || {
+            shared.write(&batch, offset);
+            drop(permit);
+        });
         Ok(())
     }
 
-    /// Flushes and fsyncs the file (a new upload's temp file still deletes itself if dropped).
+    /// Writes what is left, fsyncs the file and returns the result (a new upload's temp file
+    /// still deletes itself if that is dropped).
     pub async fn finish(mut self) -> Result<T, BlobError> {
-        if !self.batch.is_empty() {
-            self.send_batch().await?;
-        }
-        let _ = self.tx.send(Msg::Finish).await;
-        self.task.await.map_err(|_| writer_died())?
-    }
-
-    async fn failure(&mut self) -> BlobError {
-        match (&mut self.task).await {
-            Ok(Err(e)) => e,
-            Ok(Ok(_)) => BlobError::Aborted,
-            Err(_) => writer_died(),
-        }
-    }
-}
-
-fn writer_died() -> BlobError {
-    BlobError::Io(io::Error::other("the writer thread stopped"))
-}
-
-/// Runs `work` on a thread of its own. Not tokio's blocking pool: an upload waiting on a slow
-/// client would hold a pool thread for its whole life, and enough of them would starve every
-/// metadata query (they share the pool). Upload admission bounds how many of these exist.
-fn spawn_writer<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
-) -> Result<oneshot::Receiver<Result<T, BlobError>>, BlobError> {
-    let (done, result) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("sfx-write".into())
-        .spawn(move || {
-            let _ = done.send(work());
-        })?;
-    Ok(result)
-}
-
-/// Writes what arrives on `rx` to `file` (whose cursor is at `offset`) until `Finish`, hashing
-/// it on a second thread that continues `hasher`; fsyncs; returns the hash state and the end
-/// offset.
-fn pump(
-    file: &File,
-    rx: &mut mpsc::Receiver<Msg>,
-    hasher: Sha256,
-    offset: u64,
-    dir: &Path,
-    min_free: u64,
-) -> Result<(Sha256, u64), BlobError> {
-    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Vec<Bytes>>(HASH_QUEUE_BATCHES);
-    std::thread::scope(|scope| {
-        let hashing = std::thread::Builder::new()
-            .name("sfx-hash".into())
-            .spawn_scoped(scope, move || {
-                let mut hasher = hasher;
-                for batch in hash_rx {
-                    for chunk in &batch {
-                        hasher.update(chunk);
-                    }
-                }
-                hasher
-            })?;
-        // On any early return the sender is dropped, so the hashing thread ends and the scope
-        // can join it.
-        let end = receive_and_write(file, rx, hash_tx, offset, dir, min_free)?;
-        // The hashing thread finishes its last chunks during the fsync.
-        file.sync_all()?;
-        let hasher = hashing
-            .join()
-            .map_err(|_| BlobError::Io(io::Error::other("the hashing thread panicked")))?;
-        Ok((hasher, end))
-    })
-}
-
-/// Writes every batch until `Finish` (handing each to `hash` first); returns the end offset.
-fn receive_and_write(
-    file: &File,
-    rx: &mut mpsc::Receiver<Msg>,
-    hash: SyncSender<Vec<Bytes>>,
-    offset: u64,
-    dir: &Path,
-    min_free: u64,
-) -> Result<u64, BlobError> {
-    let mut size: u64 = offset;
-    let mut next_check = offset + SPACE_CHECK_EVERY;
-    let mut writeback = Writeback {
-        previous: offset,
-        next: offset,
-    };
-    loop {
-        match rx.blocking_recv() {
-            Some(Msg::Data(batch)) => {
-                let len: usize = batch.iter().map(Bytes::len).sum();
-                hash.send(batch.clone())
-                    .map_err(|_| BlobError::Io(io::Error::other("the hashing thread stopped")))?;
-                write_batch(file, &batch)?;
-                size += len as u64;
-                writeback.advance(file, size);
-                if size >= next_check {
-                    next_check = size + SPACE_CHECK_EVERY;
-                    if min_free > 0 && free_space(dir)? < min_free {
-                        return Err(BlobError::LowSpace);
-                    }
-                }
+        self.send_batch().await?;
+        let (synced_tx, synced) = oneshot::channel();
+        let shared = Arc::clone(&self.shared);
+        self.writes.push(move || {
+            if !shared.stopped()
+                && let Err(e) = shared.file.sync_all()
+            {
+                shared.fail(e.into());
             }
-            Some(Msg::Finish) => return Ok(size),
-            // The upload was dropped (client gone, error elsewhere): the temp file is deleted.
-            None => return Err(BlobError::Aborted),
+            let _ = synced_tx.send(());
+        });
+        let (hashed_tx, hashed) = oneshot::channel();
+        let shared = Arc::clone(&self.shared);
+        self.hashes.push(move || {
+            let _ = hashed_tx.send(
+                shared
+                    .hasher
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(),
+            );
+        });
+        let died = || BlobError::Io(io::Error::other("the upload's writer stopped"));
+        synced.await.map_err(|_| died())?;
+        let hasher = hashed.await.map_err(|_| died())?.ok_or_else(died)?;
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(self.shared.take_error());
+        }
+        self.finished = true;
+        T::make(self.temp.take(), self.start, self.offset, hasher)
+    }
+}
+
+impl<T: Finished> Drop for BlobWriter<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.cancelled.store(true, Ordering::Release);
+        }
+        if let Some(hold) = self.hold.take() {
+            // After every queued write: released when the strand reaches it.
+            self.writes.push(move || drop(hold));
         }
     }
 }
 
-/// Writes all of `chunks` with as few `writev` calls as the kernel allows.
-fn write_batch(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
+/// Writes all of `chunks` at `offset` with as few `pwritev` calls as the kernel allows.
+fn write_at(file: &File, chunks: &[Bytes], mut offset: u64) -> io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
-        match file.write_vectored(rest) {
+        match rustix::io::pwritev(file, rest, offset) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -282,7 +413,6 @@ fn write_batch(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
 /// (it starts writing dirty pages without waiting) and also drops the previous window's pages
 /// that are clean by then, so a large upload keeps only a few MiB of page cache. Purely
 /// advisory: errors are ignored, and fsync still decides durability.
-#[derive(Default)]
 struct Writeback {
     /// Where the window whose writeback was started last begins.
     previous: u64,
@@ -293,7 +423,7 @@ struct Writeback {
 impl Writeback {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn advance(&mut self, file: &File, written: u64) {
-        if written - self.next < WRITEBACK_EVERY {
+        if written.saturating_sub(self.next) < WRITEBACK_EVERY {
             return;
         }
         let len = std::num::NonZeroU64::new(written - self.previous);
@@ -306,9 +436,16 @@ impl Writeback {
     fn advance(&mut self, _file: &File, _written: u64) {}
 }
 
+/// Pool threads for a store: see [`Pool`].
+pub(super) fn new_pool() -> io::Result<Arc<Pool>> {
+    Pool::new(Pool::default_size())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HELLO_WORLD: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
 
     #[tokio::test]
     async fn hashes_while_writing() {
@@ -319,11 +456,35 @@ mod tests {
         w.write(Bytes::from_static(b"world")).await.unwrap();
         let done = w.finish().await.unwrap();
         assert_eq!(done.size, 11);
-        assert_eq!(
-            done.sha256,
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-        );
+        assert_eq!(done.sha256, HELLO_WORLD);
         assert_eq!(std::fs::read(&done.temp).unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn mixed_chunk_sizes_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = BlobWriter::start(&store, 0).unwrap();
+        let mut at = 0;
+        for (i, size) in [1usize, 3, 70_000, 5, 16_383, 16_384, 1 << 20, 2, 300_000]
+            .iter()
+            .cycle()
+            .enumerate()
+        {
+            let end = (at + size).min(data.len());
+            w.write(Bytes::copy_from_slice(&data[at..end]))
+                .await
+                .unwrap();
+            at = end;
+            if at == data.len() || i > 10_000 {
+                break;
+            }
+        }
+        let done = w.finish().await.unwrap();
+        assert_eq!(done.size, at as u64);
+        assert_eq!(std::fs::read(&done.temp).unwrap(), &data[..at]);
+        assert_eq!(done.sha256, hex::encode(Sha256::digest(&data[..at])));
     }
 
     #[tokio::test]
@@ -340,15 +501,15 @@ mod tests {
         file.set_len(6).unwrap();
         let mut first = Sha256::new();
         first.update(b"hello ");
-        let mut w = BlobWriter::append(file, first, &store, 0).unwrap();
+        let (held_tx, mut held) = tokio::sync::oneshot::channel::<()>();
+        let mut w = BlobWriter::append(file, first, &store, 0, Box::new(held_tx)).unwrap();
         w.write(Bytes::from_static(b"world")).await.unwrap();
+        assert!(held.try_recv().is_err(), "held while writing");
         let done = w.finish().await.unwrap();
         assert_eq!(done.written, 5);
-        assert_eq!(
-            hex::encode(done.hasher.finalize()),
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-        );
+        assert_eq!(hex::encode(done.hasher.finalize()), HELLO_WORLD);
         assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+        assert!(held.await.is_err(), "released after the last write");
     }
 
     #[tokio::test]
@@ -356,14 +517,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
         let mut w = BlobWriter::start(&store, 0).unwrap();
-        w.write(Bytes::from_static(b"partial")).await.unwrap();
+        w.write(Bytes::from(vec![1u8; 3 << 20])).await.unwrap();
         drop(w);
-        for _ in 0..100 {
-            if std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("temp file left behind");
+        assert!(
+            std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none(),
+            "temp file removed at once"
+        );
     }
 }

@@ -2,9 +2,13 @@
 //! into a typed [`Config`]. Every key has an embedded default, so sfx runs with no file at all.
 
 mod alerts;
+mod limits;
+mod tls;
 mod units;
 
 pub use alerts::{AlertChannel, ChannelKind, Secret, WebhookFormat};
+pub use limits::Limits;
+pub use tls::{CertSource, TlsConfig};
 pub use units::{Lifetime, parse_duration, parse_size};
 
 use crate::auth::{Permission, Permissions};
@@ -66,6 +70,8 @@ pub struct Config {
     pub secrets: Option<Vec<SecretSpec>>,
     /// Base of the operator links in alerts (no trailing slash).
     pub public_url: String,
+    /// `public_url` was not configured: it is the bound address (set at start).
+    pub public_url_is_default: bool,
     /// A delivery ends after this long without a new file from the same uploader.
     pub batch_window: Duration,
     /// How long a failing alert is retried before it is given up.
@@ -75,8 +81,14 @@ pub struct Config {
     /// `/healthz` reports degraded while an alert has been failing for longer than this.
     pub alert_degraded_after: Duration,
     pub alerts: Vec<AlertChannel>,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (for the client address).
+    /// Reverse proxies whose `X-Forwarded-For` is believed (for the client address), and whose
+    /// `X-Forwarded-Proto: https` counts as a secure connection.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// HTTPS on `listen`; `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// A plain-HTTP listener that only answers `308` to the HTTPS URL.
+    pub redirect_http_from: Option<SocketAddr>,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +118,22 @@ struct RawConfig {
     alert_degraded_after: Option<String>,
     alerts: Option<Vec<alerts::RawChannel>>,
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    tls: Option<tls::RawTls>,
+    redirect_http_from: Option<String>,
+    // Connection, upload-rate and quota limits (see limits.rs).
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    first_byte_timeout: Option<String>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+    max_uploads_per_network: Option<usize>,
+    min_upload_rate: Option<String>,
+    slow_upload_window: Option<String>,
+    quota_window: Option<String>,
+    quota_items: Option<u64>,
+    quota_bytes: Option<String>,
+    max_total_size: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,14 +186,30 @@ fn field<T>(
     parse(text).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
 }
 
+fn address(text: &str, key: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{key}: `{text}` is not an address like 127.0.0.1:8000"
+        ))
+    })
+}
+
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(mut self) -> Result<Config, ConfigError> {
+        let limits = self.limits()?;
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8000".into());
-        let listen = listen_text.parse().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "listen: `{listen_text}` is not an address like 127.0.0.1:8000"
-            ))
-        })?;
+        let listen = address(&listen_text, "listen")?;
+        let tls = self.tls.map(tls::RawTls::validate).transpose()?;
+        let redirect_http_from = match self.redirect_http_from {
+            Some(text) if tls.is_none() => {
+                return Err(ConfigError::Invalid(format!(
+                    "redirect_http_from = \"{text}\" needs a [tls] section: it redirects to HTTPS"
+                )));
+            }
+            Some(text) => Some(address(&text, "redirect_http_from")?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let max_file_size = field(self.max_file_size, "10GiB", "max_file_size", parse_size)?;
         if max_file_size == 0 {
             return Err(ConfigError::Invalid(
@@ -188,9 +232,10 @@ impl RawConfig {
         )?;
         let max_lifetime = field(self.max_lifetime, "365d", "max_lifetime", Lifetime::parse)?;
         let secrets = self.secrets.map(validate_secrets).transpose()?;
+        let public_url_is_default = self.public_url.is_none();
         let public_url = self
             .public_url
-            .unwrap_or_else(|| format!("http://{listen}"));
+            .unwrap_or_else(|| format!("{scheme}://{listen}"));
         let public_url = public_url.trim_end_matches('/').to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ConfigError::Invalid(format!(
@@ -206,7 +251,7 @@ impl RawConfig {
             max_file_size,
             max_request_size,
             max_files_per_request: self.max_files_per_request.unwrap_or(100).max(1),
-            max_concurrent_uploads: self.max_concurrent_uploads.unwrap_or(256).max(1),
+            max_concurrent_uploads: self.max_concurrent_uploads.unwrap_or(1024).max(1),
             max_uploads_per_client: self.max_uploads_per_client.unwrap_or(32).max(1),
             min_free_space: field(self.min_free_space, "1GiB", "min_free_space", parse_size)?,
             default_lifetime: default_lifetime.min(max_lifetime),
@@ -232,6 +277,7 @@ impl RawConfig {
                 .collect(),
             secrets,
             public_url,
+            public_url_is_default,
             batch_window: field(self.batch_window, "60s", "batch_window", parse_duration)?,
             alert_retry_for: field(
                 self.alert_retry_for,
@@ -248,6 +294,9 @@ impl RawConfig {
             )?,
             alerts,
             trusted_proxies: self.trusted_proxies.unwrap_or_default(),
+            tls,
+            redirect_http_from,
+            limits,
         })
     }
 }

@@ -11,6 +11,7 @@ const FORM_LIMIT: usize = 8 * 1024;
 pub async fn login(state: &State, req: Request) -> Result<Response, AppError> {
     refuse_cross_site(&req)?;
     let peer = req.client_ip;
+    let secure = cookie_flags(&req);
     let form = small_form(req, FORM_LIMIT).await?;
     let next = safe_next(form_value(&form, "next")).unwrap_or_else(|| "/".into());
     let token = form_value(&form, "token").unwrap_or("");
@@ -37,21 +38,28 @@ pub async fn login(state: &State, req: Request) -> Result<Response, AppError> {
     let mut resp = response::redirect(StatusCode::FOUND, &next);
     set_cookie(
         &mut resp,
-        &format!("{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict"),
+        &format!("{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"),
     )?;
     Ok(resp)
 }
 
 pub async fn logout(_state: &State, req: Request) -> Result<Response, AppError> {
     refuse_cross_site(&req)?;
+    let secure = cookie_flags(&req);
     let form = small_form(req, FORM_LIMIT).await?;
     let next = safe_next(form_value(&form, "next")).unwrap_or_else(|| "/".into());
     let mut resp = response::redirect(StatusCode::FOUND, &next);
     set_cookie(
         &mut resp,
-        &format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        &format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     )?;
     Ok(resp)
+}
+
+/// `; Secure` on HTTPS (directly or behind a trusted TLS-terminating proxy); over plain HTTP
+/// a Secure cookie would never be sent back.
+fn cookie_flags(req: &Request) -> &'static str {
+    if req.secure { "; Secure" } else { "" }
 }
 
 fn set_cookie(resp: &mut Response, value: &str) -> Result<(), AppError> {

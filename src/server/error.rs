@@ -6,6 +6,7 @@ use crate::auth::AuthError;
 use crate::blobs::BlobError;
 use crate::items::MaxLifeError;
 use crate::store::StoreError;
+use crate::upload::{Limit, ReceiveError};
 use http::{HeaderValue, StatusCode, header};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,11 @@ pub enum AppError {
     UnsupportedRange(String),
     #[error("{0}")]
     InsufficientStorage(String),
+    /// Sent with `Retry-After` (seconds).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
-    TooManyRequests(String),
+    NotImplemented(String),
     /// Sent with `Retry-After`.
     #[error("{0}")]
     Busy(String),
@@ -57,7 +61,8 @@ impl AppError {
                 StatusCode::RANGE_NOT_SATISFIABLE
             }
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +97,9 @@ impl AppError {
             AppError::Busy(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
             }
+            AppError::TooManyRequests { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
             AppError::RangeNotSatisfiable { size } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     headers.insert(header::CONTENT_RANGE, v);
@@ -107,6 +115,9 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Gone(_) => AppError::Conflict("this upload was deleted meanwhile".into()),
+            StoreError::DiskFull => AppError::InsufficientStorage(
+                "the server's disk is full; nothing was stored".into(),
+            ),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -136,7 +147,10 @@ impl From<std::io::Error> for AppError {
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::LockedOut => AppError::TooManyRequests(e.to_string()),
+            AuthError::LockedOut => AppError::TooManyRequests {
+                message: e.to_string(),
+                retry_after: 60,
+            },
             AuthError::Malformed => AppError::BadRequest(e.to_string()),
             AuthError::WrongSecret => AppError::Forbidden(e.to_string()),
         }
@@ -145,13 +159,60 @@ impl From<AuthError> for AppError {
 
 impl From<crate::upload::Refused> for AppError {
     fn from(r: crate::upload::Refused) -> Self {
+        use crate::upload::Refused;
+        let per = |whose: &str| AppError::TooManyRequests {
+            message: format!("too many uploads in progress from {whose}; finish one first"),
+            retry_after: 30,
+        };
         match r {
-            crate::upload::Refused::Busy => {
+            Refused::Busy => {
                 AppError::Busy("too many uploads are in progress; retry in a moment".into())
             }
-            crate::upload::Refused::PerClient => AppError::TooManyRequests(
-                "too many uploads in progress from this address; finish one first".into(),
+            Refused::PerClient => per("this address"),
+            Refused::PerNetwork => per("this network"),
+        }
+    }
+}
+
+impl From<Limit> for AppError {
+    fn from(l: Limit) -> Self {
+        let quota = |what: &str, retry_after: std::time::Duration| AppError::TooManyRequests {
+            message: format!(
+                "upload quota reached: too many {what} from this address recently; nothing more was stored"
             ),
+            retry_after: retry_after.as_secs().max(1),
+        };
+        match l {
+            Limit::Items { retry_after } => quota("files", retry_after),
+            Limit::Bytes { retry_after } => quota("bytes", retry_after),
+            Limit::StoreFull { max } => AppError::InsufficientStorage(format!(
+                "the server's storage limit ({max} bytes) is reached; nothing was stored"
+            )),
+        }
+    }
+}
+
+impl AppError {
+    /// A failure while receiving a body; `what` names it ("a file", "the field `x`"), `source`
+    /// maps the body's own errors.
+    pub fn from_receive<E>(
+        e: ReceiveError<E>,
+        what: &str,
+        source: impl FnOnce(E) -> AppError,
+    ) -> AppError {
+        match e {
+            ReceiveError::Idle(d) => AppError::Timeout(format!(
+                "no data for {}s; the upload was abandoned",
+                d.as_secs()
+            )),
+            ReceiveError::TooLarge(limit) => AppError::TooLarge(format!(
+                "{what} is larger than the limit of {limit} bytes; nothing was stored"
+            )),
+            ReceiveError::TooSlow => AppError::Timeout(
+                "this upload was cut off: it was slower than the server's minimum rate while every upload slot was taken; nothing was stored, please retry".into(),
+            ),
+            ReceiveError::Limit(l) => l.into(),
+            ReceiveError::Source(e) => source(e),
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct Request {
     pub body: Incoming,
     /// The client: the peer, or what a trusted proxy says in `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// Over TLS, or from a trusted proxy that says it terminated TLS (`X-Forwarded-Proto`).
+    pub secure: bool,
     /// Set for item routes (`/<name>/...`, `/apis/rest/items/<name>/...`).
     pub name: Option<ItemName>,
 }

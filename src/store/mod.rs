@@ -20,13 +20,19 @@ pub enum StoreError {
     NameTaken(String),
     #[error("upload {0} was deleted or completed meanwhile")]
     Gone(String),
+    /// The database cannot grow: its disk is full.
+    #[error("metadata store: the disk is full")]
+    DiskFull,
     #[error("metadata store: {0}")]
     Backend(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
@@ -127,6 +133,8 @@ pub trait MetaStore: Outbox + Send + Sync {
     /// Live items whose expiry is at or before `now`.
     fn expired(&self, now: i64, limit: usize) -> Result<Vec<ItemName>, StoreError>;
     fn record_download(&self, name: &ItemName, at: i64) -> Result<(), StoreError>;
+    /// Total size of all live items, complete or not.
+    fn live_size(&self) -> Result<u64, StoreError>;
     /// Names of all live items (start-up uses it to find orphaned files).
     fn live_names(&self) -> Result<HashSet<String>, StoreError>;
     /// Creates an incomplete item for a resumable upload, found again by `tx_hash`.

@@ -44,11 +44,15 @@ pub async fn commit(
         &meta.uploader,
         meta.reference.as_deref(),
     )?;
-    tokio::task::spawn_blocking(move || {
+    let items = tokio::task::spawn_blocking(move || {
         commit_blocking(store.as_ref(), &blobs, staged, &meta, &join)
     })
     .await
-    .map_err(|e| AppError::Internal(format!("commit task: {e}")))?
+    .map_err(|e| AppError::Internal(format!("commit task: {e}")))??;
+    state
+        .limits
+        .stored_changed(items.iter().map(|i| i128::from(i.size)).sum());
+    Ok(items)
 }
 
 fn commit_blocking(

@@ -5,12 +5,14 @@ mod admission;
 mod base64_stream;
 mod commit;
 mod content_range;
+pub mod limits;
 mod receive;
 pub mod resumable;
 
-pub use admission::{Admission, Refused, Ticket};
+pub use admission::{Admission, AdmissionLimits, Refused, Ticket};
 pub use base64_stream::{Base64Error, Base64Stream};
 pub use commit::{Staged, UploadMeta, commit};
 pub use content_range::ChunkRange;
+pub use limits::{Account, Limit, Limits, QuotaLimits};
 pub use receive::{ReceiveError, receive_chunk};
 pub use resumable::Resumable;

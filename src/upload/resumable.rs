@@ -12,16 +12,29 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub type Slot = Arc<tokio::sync::Mutex<Option<Sha256>>>;
+/// Held by the writer of an upload's partial file until its last write has run.
+pub type FileLock = Arc<tokio::sync::Mutex<()>>;
 
 #[derive(Default)]
 pub struct Resumable {
-    slots: Mutex<HashMap<ItemName, Slot>>,
+    slots: Mutex<HashMap<ItemName, (Slot, FileLock)>>,
 }
 
 impl Resumable {
-    pub fn slot(&self, name: &ItemName) -> Slot {
+    fn entry(&self, name: &ItemName) -> (Slot, FileLock) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(slots.entry(name.clone()).or_default())
+        let (slot, file) = slots.entry(name.clone()).or_default();
+        (Arc::clone(slot), Arc::clone(file))
+    }
+
+    pub fn slot(&self, name: &ItemName) -> Slot {
+        self.entry(name).0
+    }
+
+    /// The lock on the upload's partial file: a request that was dropped mid-chunk may still
+    /// have writes queued; the next one waits for them before it cuts the file back.
+    pub fn file_lock(&self, name: &ItemName) -> FileLock {
+        self.entry(name).1
     }
 
     /// Drops an item's state (completed, deleted or abandoned).

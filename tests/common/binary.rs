@@ -11,17 +11,24 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub struct Binary {
     child: tokio::process::Child,
     addr: SocketAddr,
+    scheme: &'static str,
+    /// What it printed before `listening on` (notes, the TLS fingerprint).
+    pub banner: Vec<String>,
 }
 
 impl Endpoint for Binary {
     fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    fn scheme(&self) -> &'static str {
+        self.scheme
+    }
 }
 
 impl Binary {
     /// Runs `sfx ARGS` with `env` added and its stderr in `stderr_log` (or dropped), and waits
-    /// (20 s at most) for its `listening on http://ADDR` line. Its stdout is drained afterwards,
+    /// (20 s at most) for its `listening on http(s)://ADDR` line. Its stdout is drained afterwards,
     /// so the server never blocks on it.
     pub async fn start(args: &[&str], env: &[(&str, &str)], stderr_log: Option<&Path>) -> Binary {
         let stderr = match stderr_log {
@@ -38,21 +45,31 @@ impl Binary {
             .spawn()
             .expect("start sfx");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut banner = Vec::new();
+        let (scheme, addr) = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let line = lines.next_line().await.unwrap().unwrap_or_else(|| {
                     let log = stderr_log.map(std::fs::read_to_string);
                     panic!("sfx exited before printing its address: {log:?}")
                 });
                 if let Some(a) = line.strip_prefix("listening on http://") {
-                    break a.parse().expect("an address");
+                    break ("http", a.parse().expect("an address"));
                 }
+                if let Some(a) = line.strip_prefix("listening on https://") {
+                    break ("https", a.parse().expect("an address"));
+                }
+                banner.push(line);
             }
         })
         .await
         .expect("sfx printed its address");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Binary { child, addr }
+        Binary {
+            child,
+            addr,
+            scheme,
+            banner,
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -6,11 +6,13 @@
 
 mod binary;
 mod http;
+mod python;
+mod tls;
 mod wait;
 
 // Each test binary uses a subset.
 #[allow(unused_imports)]
-pub use {binary::*, http::*, wait::*};
+pub use {binary::*, http::*, python::*, tls::*, wait::*};
 
 use base64::Engine;
 use sha2::Digest;
@@ -73,13 +75,18 @@ pub fn write_config(dir: &Path, toml: &str) -> PathBuf {
 pub trait Endpoint {
     fn addr(&self) -> SocketAddr;
 
+    /// `https` for a server with `[tls]`.
+    fn scheme(&self) -> &'static str {
+        "http"
+    }
+
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr())
+        format!("{}://{}{path}", self.scheme(), self.addr())
     }
 
     /// `http://user:SECRET@127.0.0.1:PORT/PATH`, as the vendor's curl command spells it.
     fn url_with_secret(&self, secret: &str, path: &str) -> String {
-        format!("http://user:{secret}@{}{path}", self.addr())
+        format!("{}://user:{secret}@{}{path}", self.scheme(), self.addr())
     }
 }
 
@@ -91,6 +98,9 @@ impl Endpoint for SocketAddr {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub scheme: &'static str,
+    /// The plain listener of `redirect_http_from`, if configured.
+    pub redirect: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub state: Arc<sfx::State>,
     shutdown: CancellationToken,
@@ -101,6 +111,10 @@ pub struct TestServer {
 impl Endpoint for TestServer {
     fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    fn scheme(&self) -> &'static str {
+        self.scheme
     }
 }
 
@@ -130,11 +144,15 @@ impl TestServer {
         let config = sfx::Config::from_toml(toml).expect("test config is valid");
         let app = sfx::App::bind(config).await.expect("server starts");
         let addr = app.local_addr().expect("bound");
+        let scheme = app.scheme();
+        let redirect = app.redirect_addr();
         let state = app.state();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         TestServer {
             addr,
+            scheme,
+            redirect,
             data_dir: dir.to_path_buf(),
             state,
             shutdown,

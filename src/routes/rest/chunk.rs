@@ -9,7 +9,7 @@ use crate::server::AppError;
 use crate::state::State;
 use crate::store::{Item, ItemState, blocking};
 use crate::upload::resumable::rehash;
-use crate::upload::{Base64Stream, ChunkRange, ReceiveError, receive_chunk};
+use crate::upload::{Base64Stream, ChunkRange, ReceiveError, Ticket, receive_chunk};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyDataStream;
@@ -27,6 +27,7 @@ pub async fn append(
     item: &Item,
     range: &ChunkRange,
     body: Incoming,
+    ticket: &Ticket,
 ) -> Result<Done, AppError> {
     let name = item.name.clone();
     let slot = state.resumable.slot(&name);
@@ -52,16 +53,19 @@ pub async fn append(
             .await
             .map_err(|e| AppError::Internal(format!("resuming {name}: {e}")))?,
     };
+    let file_lock = state.resumable.file_lock(&name).lock_owned().await;
     let file = state.blobs.open_partial(&name, current.size)?;
     let result = receive(
         state,
         range,
         body,
+        ticket,
         BlobWriter::append(
             file,
             hasher.clone(),
             &state.blobs,
             state.config.min_free_space,
+            Box::new(file_lock),
         )?,
     )
     .await;
@@ -74,6 +78,8 @@ pub async fn append(
     };
     let size = current.size + written;
     let now = crate::now();
+    // Acknowledged or not, these bytes are in the store now (partial/ or files/).
+    state.limits.stored_changed(i128::from(written));
     if range.is_last() {
         let sha256 = hex::encode(sha2::Digest::finalize(new_hasher));
         let (blobs, store, n) = (
@@ -120,6 +126,7 @@ async fn receive(
     state: &State,
     range: &ChunkRange,
     body: Incoming,
+    ticket: &Ticket,
     mut writer: BlobWriter<Appended>,
 ) -> Result<(u64, sha2::Sha256), AppError> {
     let expected = range.byte_count();
@@ -134,15 +141,14 @@ async fn receive(
             state.config.upload_idle_timeout,
             &mut received,
             max_body,
+            ticket,
         )
         .await
         .map_err(|e| match e {
-            ReceiveError::Idle(d) => AppError::Timeout(format!(
-                "no data for {}s; the chunk was abandoned",
-                d.as_secs()
-            )),
             ReceiveError::TooLarge(_) => too_large(),
-            ReceiveError::Source(_) => AppError::BadRequest("the upload was interrupted".into()),
+            other => AppError::from_receive(other, "the chunk", |_| {
+                AppError::BadRequest("the upload was interrupted".into())
+            }),
         })?;
         let out = match next {
             Some(chunk) => decoder.feed(&chunk).map_err(bad)?,

@@ -36,7 +36,11 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     if range.total > state.config.max_file_size {
         return Err(too_large());
     }
-    let _slot = state.uploads.try_admit(req.client_ip)?;
+    let account = state
+        .limits
+        .account(req.client_ip, who.can(Permission::Admin));
+    account.expect(range.byte_count())?;
+    let ticket = state.uploads.admit(req.client_ip, account).await?;
     let (item, token, created) = match transaction_id(&req)? {
         None => {
             if range.begin != 0 {
@@ -48,7 +52,7 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
         Some(token) => (continuation(state, &who, &token).await?, token, false),
     };
     let name = item.name.clone();
-    match append(state, &item, &range, req.body).await {
+    match append(state, &item, &range, req.body, &ticket).await {
         Ok(done) => Ok(answer(&name, &token, done)),
         Err(e) => {
             if created {

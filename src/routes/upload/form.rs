@@ -5,8 +5,14 @@ use crate::auth::{Permission, Principal, Source};
 use crate::blobs::{BlobWriter, Written};
 use crate::server::{AppError, Request};
 use crate::state::State;
-use crate::upload::{ReceiveError, Staged, receive_chunk};
+use crate::upload::{ReceiveError, Staged, Ticket, receive_chunk};
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Small text fields (lifetime, reference, comment, token...).
@@ -18,6 +24,8 @@ const URLENCODED_LIMIT: usize = 16 << 20;
 /// An urlencoded form from a request without credentials (its `token` field is not checked yet).
 const UNAUTHORISED_FORM: usize = 1 << 20;
 const MAX_PARTS: usize = 1000;
+/// Bytes a client may send after the closing boundary (RFC 2046's epilogue, usually a CRLF).
+const MAX_EPILOGUE: u64 = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Fields {
@@ -59,6 +67,7 @@ struct Reader<'a> {
     who: Principal,
     peer: std::net::IpAddr,
     idle: Duration,
+    ticket: &'a Ticket,
 }
 
 impl Reader<'_> {
@@ -105,16 +114,67 @@ fn multipart_error(e: multer::Error) -> AppError {
 }
 
 fn receive_error(e: ReceiveError<multer::Error>, what: &str) -> AppError {
-    match e {
-        ReceiveError::Idle(d) => AppError::Timeout(format!(
-            "no data for {}s; the upload was abandoned",
-            d.as_secs()
-        )),
-        ReceiveError::TooLarge(limit) => AppError::TooLarge(format!(
-            "{what} is larger than the limit of {limit} bytes; nothing was stored"
-        )),
-        ReceiveError::Source(e) => multipart_error(e),
+    AppError::from_receive(e, what, multipart_error)
+}
+
+/// The request body as multer reads it, shared so that what multer leaves after the closing
+/// boundary can still be read to the end: only a body that is complete by its HTTP framing
+/// (all of `Content-Length`, or the last chunk) is ever committed.
+#[derive(Clone)]
+struct SharedBody(Arc<Mutex<BodyDataStream<Incoming>>>);
+
+impl Stream for SharedBody {
+    type Item = Result<Bytes, hyper::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .poll_next_unpin(cx)
     }
+}
+
+/// Reads the rest of the body after the closing boundary: at most [`MAX_EPILOGUE`] bytes, to
+/// its very end, within the idle timeout. A body cut short fails here.
+async fn read_to_end(r: &Reader<'_>, mut body: SharedBody) -> Result<(), AppError> {
+    let mut received = 0;
+    loop {
+        let next = async { body.next().await.transpose() };
+        match receive_chunk(next, r.idle, &mut received, MAX_EPILOGUE, r.ticket).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(()),
+            Err(ReceiveError::TooLarge(_)) => {
+                return Err(AppError::BadRequest(
+                    "data after the closing multipart boundary".into(),
+                ));
+            }
+            Err(ReceiveError::Source(_)) => {
+                return Err(AppError::BadRequest(
+                    "the request body ended before its announced length; nothing was stored".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(AppError::from_receive(
+                    e,
+                    "the request",
+                    |_: hyper::Error| AppError::BadRequest("the upload was interrupted".into()),
+                ));
+            }
+        }
+    }
+}
+
+/// The boundary of a `multipart/form-data` content type: 1 to 70 characters, no controls
+/// (RFC 2046 §5.1.1).
+fn boundary(content_type: &str) -> Result<String, AppError> {
+    let b = multer::parse_boundary(content_type)
+        .map_err(|_| AppError::BadRequest("multipart/form-data without a boundary".into()))?;
+    if b.is_empty() || b.len() > 70 || b.chars().any(|c| c.is_control() || !c.is_ascii()) {
+        return Err(AppError::BadRequest(
+            "the multipart boundary must be 1 to 70 printable ASCII characters".into(),
+        ));
+    }
+    Ok(b)
 }
 
 async fn stream_field(
@@ -124,7 +184,7 @@ async fn stream_field(
 ) -> Result<Written, AppError> {
     let mut writer = BlobWriter::start(&r.state.blobs, r.state.config.min_free_space)?;
     let mut received = 0;
-    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit)
+    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit, r.ticket)
         .await
         .map_err(|e| receive_error(e, "a file"))?
     {
@@ -141,7 +201,7 @@ async fn small_field(
     let name = field.name().unwrap_or("").to_string();
     let mut buf = Vec::new();
     let mut received = 0;
-    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit)
+    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit, r.ticket)
         .await
         .map_err(|e| receive_error(e, &format!("the field `{name}`")))?
     {
@@ -160,16 +220,16 @@ pub async fn read_multipart(
     req: Request,
     who: Principal,
     content_type: &str,
+    ticket: &Ticket,
 ) -> Result<FormInput, AppError> {
-    let boundary = multer::parse_boundary(content_type)
-        .map_err(|_| AppError::BadRequest("multipart/form-data without a boundary".into()))?;
+    let boundary = boundary(content_type)?;
     let config = &state.config;
     let limits = multer::SizeLimit::new()
         .whole_stream(config.max_request_size)
         .per_field(config.max_file_size.max(SMALL_FIELD));
-    let stream = http_body_util::BodyDataStream::new(req.body);
+    let body = SharedBody(Arc::new(Mutex::new(BodyDataStream::new(req.body))));
     let mut mp = multer::Multipart::with_constraints(
-        stream,
+        body.clone(),
         boundary,
         multer::Constraints::new().size_limit(limits),
     );
@@ -178,6 +238,7 @@ pub async fn read_multipart(
         who,
         peer: req.client_ip,
         idle: config.upload_idle_timeout,
+        ticket,
     };
     let (mut files, mut text, mut pending_text, mut fields) =
         (Vec::new(), None, None, Fields::default());
@@ -245,6 +306,8 @@ pub async fn read_multipart(
             }
         }
     }
+    drop(mp);
+    read_to_end(&r, body).await?;
     if let Some(data) = pending_text {
         r.require_create()?;
         text = Some(r.write_bytes(data).await?);
@@ -262,6 +325,7 @@ pub async fn read_urlencoded(
     state: &State,
     req: Request,
     who: Principal,
+    ticket: &Ticket,
 ) -> Result<FormInput, AppError> {
     let peer = req.client_ip;
     // Until a secret allows it, a paste is only held in memory up to the size a `token`-carrying
@@ -273,11 +337,14 @@ pub async fn read_urlencoded(
     };
     let limit = cap.min(usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX));
     let pairs = super::super::small_form(req, limit).await?;
+    let size: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    ticket.record(size as u64)?;
     let mut r = Reader {
         state,
         who,
         peer,
         idle: state.config.upload_idle_timeout,
+        ticket,
     };
     let mut fields = Fields::default();
     let mut text = None;

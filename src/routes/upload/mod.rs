@@ -36,11 +36,16 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
     if who.source != Source::Anonymous && !who.can(Permission::Create) {
         return Err(AppError::forbidden());
     }
-    if let Some(len) = req.content_length() {
+    let len = req.content_length();
+    if let Some(len) = len {
         admit(state, len)?;
     }
+    let account = state
+        .limits
+        .account(req.client_ip, who.can(Permission::Admin));
+    account.expect(len.unwrap_or(0))?;
     // Held until the response: one upload slot of this client's share.
-    let _slot = state.uploads.try_admit(req.client_ip)?;
+    let ticket = state.uploads.admit(req.client_ip, account).await?;
     let content_type = req.header(header::CONTENT_TYPE).unwrap_or("").to_string();
     let essence = content_type
         .split(';')
@@ -54,8 +59,8 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
         req.user_agent(),
     );
     let input = match essence.as_str() {
-        "multipart/form-data" => read_multipart(state, req, who, &content_type).await?,
-        "application/x-www-form-urlencoded" => read_urlencoded(state, req, who).await?,
+        "multipart/form-data" => read_multipart(state, req, who, &content_type, &ticket).await?,
+        "application/x-www-form-urlencoded" => read_urlencoded(state, req, who, &ticket).await?,
         _ if who.can(Permission::Create) => {
             return Err(AppError::UnsupportedMediaType(
                 "send multipart/form-data (curl -F) or a urlencoded form".into(),
@@ -118,6 +123,7 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
             true,
         )?,
     };
+    ticket.account().add_items(files.len() as u64)?;
     let items = commit(state, files, meta).await?;
     for it in &items {
         tracing::info!(item = %it.name, filename = ?it.filename, size = it.size, sha256 = %it.sha256,

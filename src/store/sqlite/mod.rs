@@ -274,6 +274,15 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    fn live_size(&self) -> Result<u64, StoreError> {
+        let total: f64 = self.conn().query_row(
+            "SELECT total(size) FROM items WHERE deleted_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(total as u64)
+    }
+
     fn live_names(&self) -> Result<HashSet<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT name FROM items WHERE deleted_at IS NULL")?;

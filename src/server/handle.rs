@@ -1,0 +1,170 @@
+//! One request: refuses framing and header tricks before anything else, routes it, and adds
+//! the headers every answer carries.
+
+use super::request::accepts_json;
+use super::{AppError, Request, Response, router};
+use crate::client::client_ip;
+use crate::state::State;
+use http::{HeaderMap, HeaderValue, header};
+use hyper::body::Incoming;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Headers that must appear at most once: a second copy is either an attack (smuggling,
+/// credential confusion) or a broken client, and which copy wins is never guessed.
+const SINGLE: [&str; 8] = [
+    "authorization",
+    "content-type",
+    "content-range",
+    "content-filename",
+    "transaction-id",
+    "host",
+    "range",
+    "x-forwarded-proto",
+];
+
+pub(super) async fn handle(
+    state: Arc<State>,
+    req: http::Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let json_errors =
+        path.trim_start_matches('/').starts_with("apis/") || accepts_json(&parts.headers);
+    let method = parts.method.clone();
+    let client = client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
+    let secure = tls || forwarded_https(peer.ip(), &parts.headers, &state);
+    let (route_name, result) =
+        match refuse_tricks(&parts.headers).and_then(|()| router::resolve(&parts.method, &path)) {
+            Ok((route, name)) => {
+                let req = Request {
+                    method: parts.method,
+                    uri: parts.uri,
+                    headers: parts.headers,
+                    body,
+                    client_ip: client,
+                    secure,
+                    name,
+                };
+                (route.name(), router::dispatch(&state, route, req).await)
+            }
+            Err(e) => ("-", Err(e)),
+        };
+    let mut resp = result.unwrap_or_else(|e| e.into_response(json_errors));
+    let h = resp.headers_mut();
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on our own
+    // form posts, which the cross-site check must refuse.
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    h.entry(header::VARY)
+        .or_insert(HeaderValue::from_static("Cookie"));
+    if secure {
+        // No includeSubDomains: other hosts of the vendor's domain may not be on HTTPS.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    // The query string is never logged: it may carry a `token`.
+    tracing::info!(
+        %peer, %client, %method, path = ?path, route = route_name, status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64, "request"
+    );
+    resp
+}
+
+/// `X-Forwarded-Proto: https` from a trusted proxy that terminated TLS.
+fn forwarded_https(peer: IpAddr, headers: &HeaderMap, state: &State) -> bool {
+    state
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer))
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Framing and header tricks, refused before routing so that no handler ever sees them.
+fn refuse_tricks(headers: &HeaderMap) -> Result<(), AppError> {
+    // hyper reads `gzip, chunked` as chunked and hands us still-gzipped bytes: a coding that
+    // is not applied must not be accepted (RFC 9112 §6.1).
+    let codings: Vec<String> = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !codings.is_empty() && codings != ["chunked"] {
+        return Err(AppError::NotImplemented(format!(
+            "Transfer-Encoding `{}` is not supported; send the body plain or chunked",
+            codings.join(", ")
+        )));
+    }
+    for name in SINGLE {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(AppError::BadRequest(format!(
+                "the {name} header appears more than once"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn tricks() {
+        assert!(refuse_tricks(&with(&[("transfer-encoding", "chunked")])).is_ok());
+        assert!(refuse_tricks(&with(&[("transfer-encoding", "Chunked")])).is_ok());
+        for bad in ["gzip, chunked", "chunked, chunked", "identity", "gzip"] {
+            assert!(
+                matches!(
+                    refuse_tricks(&with(&[("transfer-encoding", bad)])),
+                    Err(AppError::NotImplemented(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            refuse_tricks(&with(&[
+                ("transfer-encoding", "gzip"),
+                ("transfer-encoding", "chunked")
+            ])),
+            Err(AppError::NotImplemented(_))
+        ));
+        assert!(matches!(
+            refuse_tricks(&with(&[
+                ("authorization", "Basic a"),
+                ("authorization", "Basic b")
+            ])),
+            Err(AppError::BadRequest(_))
+        ));
+        assert!(refuse_tricks(&with(&[("cookie", "a=1"), ("cookie", "b=2")])).is_ok());
+    }
+}
