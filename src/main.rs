@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sfx::cli::{Cli, Command};
+use sfx::cli::{AuditCommand, Cli, Command};
 use std::io::{BufRead, Write};
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,12 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} of {} channels failed", results.len());
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir },
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            audit_verify(&data_dir.unwrap_or(cfg.data_dir))
+        }
         Command::HashSecret => {
             let mut line = String::new();
             std::io::stdin()
@@ -78,6 +84,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The config file, or the embedded defaults without one.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<sfx::Config> {
+    Ok(match path {
+        Some(path) => sfx::Config::from_file(path)?,
+        None => sfx::Config::embedded(),
+    })
 }
 
 async fn serve(config: sfx::Config) -> anyhow::Result<()> {
@@ -96,6 +110,27 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
     });
     app.run(shutdown).await;
     Ok(())
+}
+
+/// `sfx audit verify`: a broken chain prints where and exits with status 1.
+fn audit_verify(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let db = data_dir.join("sfx.db");
+    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    let store = sfx::store::SqliteStore::open_reader(&db)?;
+    match sfx::audit::verify(&store)? {
+        sfx::audit::Verdict::Intact { records, last } => {
+            match last {
+                Some((id, hash)) => println!("ok: {records} records (newest: {id}, hash {hash})"),
+                None => println!("ok: {records} records"),
+            }
+            Ok(())
+        }
+        sfx::audit::Verdict::Broken { id, reason } => {
+            println!("broken at record {id}: {reason}");
+            std::io::stdout().flush()?;
+            std::process::exit(1)
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -1,5 +1,6 @@
 //! Everything a handler needs, built once at start-up.
 
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
 use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
@@ -36,6 +37,8 @@ pub struct State {
     pub resumable: Resumable,
     /// Slots of uploads in progress.
     pub uploads: std::sync::Arc<Admission>,
+    /// The audit trail (`state.audit.record(AuditEvent::…)`).
+    pub audit: Audit,
 }
 
 impl State {
@@ -56,6 +59,8 @@ impl State {
         let signer = Signer::load_or_create(&dir.join("session.key"))
             .map_err(io_err("cannot load the session key"))?;
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
+        let audit =
+            Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
         let uploads = Admission::new(config.max_concurrent_uploads, config.max_uploads_per_client);
@@ -64,7 +69,9 @@ impl State {
             signer,
             lockout: Lockout::new(20, Duration::from_secs(300)),
             default_permissions: config.default_permissions,
+            audit: audit.clone(),
         };
+        audit.record_blocking(AuditEvent::startup());
         Ok((
             State {
                 config,
@@ -73,6 +80,7 @@ impl State {
                 auth,
                 resumable: Resumable::default(),
                 uploads,
+                audit,
             },
             notes,
         ))

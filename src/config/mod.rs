@@ -77,6 +77,8 @@ pub struct Config {
     pub alerts: Vec<AlertChannel>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (for the client address).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Each audit record is also appended to this file as one JSON line.
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +108,7 @@ struct RawConfig {
     alert_degraded_after: Option<String>,
     alerts: Option<Vec<alerts::RawChannel>>,
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +251,7 @@ impl RawConfig {
             )?,
             alerts,
             trusted_proxies: self.trusted_proxies.unwrap_or_default(),
+            audit_log: self.audit_log,
         })
     }
 }
