@@ -207,7 +207,7 @@ mod tests {
     use std::sync::Arc;
 
     fn event(n: usize) -> AuditEvent {
-        let label = if n % 2 == 0 { "even" } else { "odd" };
+        let label = if n.is_multiple_of(2) { "even" } else { "odd" };
         AuditEvent::new(Kind::Download, "192.0.2.1", label).item(format!("item{n:04}"))
     }
 
