@@ -1,9 +1,9 @@
 //! The audit trail: an append-only record of security events and operator actions (logins,
 //! wrong secrets, lockouts, uploads, downloads, deletions, changes, reloads).
 //!
-//! Each [`AuditRecord`] carries `hash = SHA-256(prev_hash || canonical record)` (see [`chain`]),
-//! so an edited, removed or moved record breaks the chain at that point, which [`verify`]
-//! finds. Records are kept by an [`AuditStore`](crate::store::AuditStore) and, when
+//! Each [`AuditRecord`] carries `hash = SHA-256(prev_hash || canonical record)` (see
+//! [`canonical`]), so an edited, removed or moved record breaks the chain at that point, which
+//! [`verify`] finds. Records are kept by an [`AuditStore`](crate::store::AuditStore) and, when
 //! `audit_log` is set, also appended to a JSON-lines file for shipping off the machine
 //! ([`Audit`]). Writing a record never fails the action it describes.
 

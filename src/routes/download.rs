@@ -75,14 +75,9 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
             file.seek(SeekFrom::Start(range.0)).await?;
             *resp.body_mut() = file_body(file.take(range.1));
             record_download(state, &item);
-            state
-                .audit
-                .record(
-                    AuditEvent::new(Kind::Download, req.client_ip, who.label_or_anonymous())
-                        .item(&name)
-                        .detail(download_detail(mode, range, size)),
-                )
-                .await;
+            let event = AuditEvent::new(Kind::Download, req.client_ip, who.label_or_anonymous());
+            let detail = download_detail(mode, range, size);
+            state.audit.record(event.item(&name).detail(detail)).await;
         }
     }
     let h = resp.headers_mut();
