@@ -37,4 +37,23 @@ pub enum Command {
         #[arg(long, env = "SFX_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the audit trail (also while the server runs): prints
+    /// `ok: N records`, or the first broken record and exits with status 1.
+    Verify {
+        /// TOML config file (for its data_dir).
+        #[arg(long, env = "SFX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory, overriding the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }

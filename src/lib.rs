@@ -6,6 +6,7 @@
 //! [`blobs`] (item bytes on disk) and [`pages`] (HTML).
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod cli;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sfx::cli::{Cli, Command};
+use sfx::cli::{AuditCommand, Cli, Command};
 use std::io::{BufRead, Write};
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,12 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} of {} channels failed", results.len());
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir },
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            audit_verify(&data_dir.unwrap_or(cfg.data_dir))
+        }
         Command::HashSecret => {
             let mut line = String::new();
             std::io::stdin()
@@ -78,6 +84,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The config file, or the embedded defaults without one.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<sfx::Config> {
+    Ok(match path {
+        Some(path) => sfx::Config::from_file(path)?,
+        None => sfx::Config::embedded(),
+    })
 }
 
 async fn serve(config: sfx::Config) -> anyhow::Result<()> {
@@ -110,7 +124,7 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
         signal.cancel();
     });
     if let Some(tls) = app.tls() {
-        tokio::spawn(reload_on_hangup(tls));
+        tokio::spawn(reload_on_hangup(tls, app.state()));
     }
     app.run(shutdown).await;
     Ok(())
@@ -118,7 +132,8 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
 
 /// SIGHUP re-reads the TLS certificate (e.g. from certbot's deploy hook); established
 /// connections carry on, and a bad new certificate leaves the old one in use.
-async fn reload_on_hangup(tls: std::sync::Arc<sfx::tls::Tls>) {
+async fn reload_on_hangup(tls: std::sync::Arc<sfx::tls::Tls>, state: std::sync::Arc<sfx::State>) {
+    use sfx::audit::AuditEvent;
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
@@ -126,14 +141,41 @@ async fn reload_on_hangup(tls: std::sync::Arc<sfx::tls::Tls>) {
     };
     while hup.recv().await.is_some() {
         let tls = std::sync::Arc::clone(&tls);
-        match tokio::task::spawn_blocking(move || tls.reload()).await {
-            Ok(Ok(fingerprint)) => {
-                tracing::info!(%fingerprint, "TLS certificate reloaded")
-            }
-            Ok(Err(e)) => {
+        let result = tokio::task::spawn_blocking(move || tls.reload())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match &result {
+            Ok(fingerprint) => tracing::info!(%fingerprint, "TLS certificate reloaded"),
+            Err(e) => {
                 tracing::error!(error = %e, "TLS certificate NOT reloaded; the old one stays in use")
             }
-            Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
+        }
+        let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
+        state
+            .audit
+            .record(AuditEvent::reload("TLS certificate", outcome))
+            .await;
+    }
+}
+
+/// `sfx audit verify`: a broken chain prints where and exits with status 1.
+fn audit_verify(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let db = data_dir.join("sfx.db");
+    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    let store = sfx::store::SqliteStore::open_reader(&db)?;
+    match sfx::audit::verify(&store)? {
+        sfx::audit::Verdict::Intact { records, last } => {
+            match last {
+                Some((id, hash)) => println!("ok: {records} records (newest: {id}, hash {hash})"),
+                None => println!("ok: {records} records"),
+            }
+            Ok(())
+        }
+        sfx::audit::Verdict::Broken { id, reason } => {
+            println!("broken at record {id}: {reason}");
+            std::io::stdout().flush()?;
+            std::process::exit(1)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Everything a handler needs, built once at start-up.
 
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
 use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
@@ -40,6 +41,8 @@ pub struct State {
     pub uploads: Arc<Admission>,
     /// Per-client quotas and the store's total size.
     pub limits: Arc<Limits>,
+    /// The audit trail (`state.audit.record(AuditEvent::…)`).
+    pub audit: Audit,
 }
 
 impl State {
@@ -60,6 +63,8 @@ impl State {
         let signer = Signer::load_or_create(&dir.join("session.key"))
             .map_err(io_err("cannot load the session key"))?;
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
+        let audit =
+            Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
         let l = &config.limits;
@@ -84,7 +89,9 @@ impl State {
             signer,
             lockout: Lockout::new(20, Duration::from_secs(300)),
             default_permissions: config.default_permissions,
+            audit: audit.clone(),
         };
+        audit.record_blocking(AuditEvent::startup());
         Ok((
             State {
                 config,
@@ -94,6 +101,7 @@ impl State {
                 resumable: Resumable::default(),
                 uploads,
                 limits,
+                audit,
             },
             notes,
         ))

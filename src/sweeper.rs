@@ -1,6 +1,7 @@
 //! Expiry is enforced in the background, not only when an item is touched; abandoned
 //! incomplete uploads are removed after `incomplete_ttl` without activity.
 
+use crate::audit::AuditEvent;
 use crate::state::State;
 use crate::store::blocking;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub async fn sweep_once(state: &State) -> Result<usize, crate::store::StoreError
         for name in names {
             if state.delete_item(&name, "expiry").await? {
                 removed += 1;
+                state.audit.record(AuditEvent::expired(&name)).await;
             }
         }
         if batch < BATCH {

@@ -76,16 +76,29 @@ impl Lockout {
         true
     }
 
-    pub fn finish(&self, ip: IpAddr, failed: bool) {
+    /// Ends a reservation; true when this failure is the one that locks the address out (once
+    /// per lockout, for the audit trail).
+    pub fn finish(&self, ip: IpAddr, failed: bool) -> bool {
         let mut map = self.map();
         if let Some(r) = map.get_mut(&client_key(ip)) {
             r.in_flight = r.in_flight.saturating_sub(1);
             if failed {
                 r.failures += 1;
+                return r.failures == self.limit;
             } else if r.failures == 0 && r.in_flight == 0 {
                 map.remove(&client_key(ip));
             }
         }
+        false
+    }
+
+    /// The rule, for people: `20 wrong secrets within 300s`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} wrong secrets within {}s",
+            self.limit,
+            self.window.as_secs()
+        )
     }
 }
 
@@ -97,9 +110,9 @@ mod tests {
     fn locks_after_limit_and_forgets_after_window() {
         let l = Lockout::new(3, Duration::from_millis(50));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..3 {
+        for i in 0..3 {
             assert!(l.begin(ip));
-            l.finish(ip, true);
+            assert_eq!(l.finish(ip, true), i == 2, "the third failure locks out");
         }
         assert!(!l.begin(ip));
         assert!(l.begin("192.0.2.2".parse().unwrap()));

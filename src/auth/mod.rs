@@ -16,6 +16,7 @@ pub use permissions::{Permission, Permissions};
 pub use secrets::{Grant, SecretBook, hash_secret};
 pub use session::{COOKIE_NAME, Session, Signer, write_private};
 
+use crate::audit::{Audit, AuditEvent};
 use base64::Engine;
 use http::HeaderMap;
 use std::net::IpAddr;
@@ -39,6 +40,19 @@ pub enum Source {
     /// `token` in the query string or form.
     Token,
     Session,
+}
+
+impl Source {
+    /// How a secret was presented, for the audit trail. A secret checked for a session comes
+    /// from the login form.
+    pub fn how(self) -> &'static str {
+        match self {
+            Source::Anonymous => "none",
+            Source::Header => "Authorization header",
+            Source::Token => "token",
+            Source::Session => "login form",
+        }
+    }
 }
 
 /// The outcome of authentication for one request.
@@ -66,6 +80,8 @@ pub struct Auth {
     pub signer: Signer,
     pub lockout: Lockout,
     pub default_permissions: Permissions,
+    /// Wrong secrets and lockouts are recorded here, however the secret was presented.
+    pub audit: Audit,
 }
 
 impl Auth {
@@ -125,7 +141,7 @@ impl Auth {
             return Err(AuthError::LockedOut);
         }
         let grant = self.secrets.verify(secret).await;
-        self.lockout.finish(peer, grant.is_none());
+        let locked_now = self.lockout.finish(peer, grant.is_none());
         match grant {
             Some(grant) => Ok(Principal {
                 label: Some(grant.label),
@@ -135,6 +151,12 @@ impl Auth {
             }),
             None => {
                 tracing::info!(%peer, "wrong secret presented");
+                let mut events = vec![AuditEvent::login_failure(peer, source.how())];
+                if locked_now {
+                    tracing::warn!(%peer, "address locked out after repeated wrong secrets");
+                    events.push(AuditEvent::lockout(peer, self.lockout.describe()));
+                }
+                self.audit.record_all(events).await;
                 Err(AuthError::WrongSecret)
             }
         }

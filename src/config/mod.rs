@@ -89,6 +89,8 @@ pub struct Config {
     /// A plain-HTTP listener that only answers `308` to the HTTPS URL.
     pub redirect_http_from: Option<SocketAddr>,
     pub limits: Limits,
+    /// Each audit record is also appended to this file as one JSON line.
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +136,7 @@ struct RawConfig {
     quota_items: Option<u64>,
     quota_bytes: Option<String>,
     max_total_size: Option<String>,
+    audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +300,7 @@ impl RawConfig {
             tls,
             redirect_http_from,
             limits,
+            audit_log: self.audit_log,
         })
     }
 }

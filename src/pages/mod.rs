@@ -1,8 +1,10 @@
 //! HTML pages (askama templates under `templates/`, escaped by default) and the view models
 //! that format item metadata for them.
 
+mod audit;
 mod views;
 
+pub use audit::{AuditPage, AuditRow};
 pub use views::{ItemView, ReceiptItem, format_time, human_size};
 
 use crate::auth::{Permission, Principal};
@@ -15,6 +17,7 @@ pub struct Nav {
     pub session_label: Option<String>,
     pub can_create: bool,
     pub can_list: bool,
+    pub can_audit: bool,
 }
 
 impl Nav {
@@ -24,6 +27,7 @@ impl Nav {
             session_label: who.session.as_ref().map(|s| s.label.clone()),
             can_create: who.can(Permission::Create),
             can_list: who.can(Permission::List),
+            can_audit: who.can(Permission::Admin),
         }
     }
 }

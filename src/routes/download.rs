@@ -3,6 +3,7 @@
 //! keep a browser from ever running uploaded content.
 
 use super::{require, visible_item};
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::Permission;
 use crate::items::is_inline_safe;
 use crate::server::{AppError, Request, Response, response::Body};
@@ -74,6 +75,9 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
             file.seek(SeekFrom::Start(range.0)).await?;
             *resp.body_mut() = file_body(file.take(range.1));
             record_download(state, &item);
+            let event = AuditEvent::new(Kind::Download, req.client_ip, who.label_or_anonymous());
+            let detail = download_detail(mode, range, size);
+            state.audit.record(event.item(&name).detail(detail)).await;
         }
     }
     let h = resp.headers_mut();
@@ -113,6 +117,15 @@ fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
     let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
     let frames = futures_util::StreamExt::map(stream, |chunk| chunk.map(hyper::body::Frame::data));
     StreamBody::new(frames).boxed_unsync()
+}
+
+/// `bytes 0-99 of 100`, and whether it was shown inline.
+fn download_detail(mode: Mode, (start, len): (u64, u64), size: u64) -> String {
+    let how = if mode == Mode::Inline { ", inline" } else { "" };
+    match len {
+        0 => format!("0 bytes of {size}{how}"),
+        _ => format!("bytes {start}-{} of {size}{how}", start + len - 1),
+    }
 }
 
 fn record_download(state: &State, item: &Item) {

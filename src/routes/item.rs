@@ -1,6 +1,7 @@
 //! The item page `/<name>` and `POST /<name>/+delete`.
 
 use super::{Use, checked_item, form_value, require, safe_next, small_form, visible_item};
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::Permission;
 use crate::pages::{ItemPage, Nav, render};
 use crate::server::{AppError, Request, Response, response};
@@ -26,9 +27,15 @@ pub async fn delete(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Delete).await?;
     let name = req.item_name()?;
     let json = req.wants_json();
-    checked_item(state, &name, &who, Use::Manage).await?;
+    let item = checked_item(state, &name, &who, Use::Manage).await?;
+    let event = AuditEvent::new(Kind::Delete, req.client_ip, who.label_or_anonymous());
     let form = small_form(req, 8 * 1024).await?;
-    state.delete_item(&name, who.label_or_anonymous()).await?;
+    if state.delete_item(&name, who.label_or_anonymous()).await? {
+        state
+            .audit
+            .record(event.item(&name).detail(item.filename))
+            .await;
+    }
     if json {
         return Ok(response::json(StatusCode::OK, &serde_json::json!({})));
     }

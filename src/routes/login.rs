@@ -1,6 +1,7 @@
 //! `POST /+login` (password-only, field `token`) and `POST /+logout`.
 
 use super::{form_value, safe_next, small_form};
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::{COOKIE_NAME, Source};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -35,6 +36,10 @@ pub async fn login(state: &State, req: Request) -> Result<Response, AppError> {
         crate::now().saturating_add(lifetime),
     )?;
     tracing::info!(%peer, label, "logged in");
+    state
+        .audit
+        .record(AuditEvent::new(Kind::LoginSuccess, peer, &label))
+        .await;
     let mut resp = response::redirect(StatusCode::FOUND, &next);
     set_cookie(
         &mut resp,

@@ -2,6 +2,7 @@
 //! `async fn(&State, Request) -> Result<Response, AppError>`.
 
 pub mod assets;
+pub mod audit;
 pub mod download;
 pub mod health;
 pub mod index;
@@ -11,6 +12,7 @@ pub mod login;
 pub mod rest;
 pub mod upload;
 
+use crate::audit::AuditEvent;
 use crate::auth::{Permission, Principal, Source};
 use crate::items::ItemName;
 use crate::pages::ItemView;
@@ -68,7 +70,9 @@ pub async fn checked_item(
         .ok_or(AppError::NotFound)?;
     let admin = who.can(Permission::Admin);
     if item.is_expired(crate::now()) {
-        state.delete_item(name, "expiry").await?;
+        if state.delete_item(name, "expiry").await? {
+            state.audit.record(AuditEvent::expired(name)).await;
+        }
         return Err(AppError::NotFound);
     }
     if item.locked && !admin {

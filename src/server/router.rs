@@ -30,6 +30,7 @@ pub enum Route {
     ApiItemDelete,
     ApiItemLock,
     ApiItemUnlock,
+    Audit,
 }
 
 const GET: &str = "GET, HEAD";
@@ -76,6 +77,7 @@ impl Route {
             Route::ApiItemDelete => "api-delete",
             Route::ApiItemLock => "api-lock",
             Route::ApiItemUnlock => "api-unlock",
+            Route::Audit => "audit",
         }
     }
 }
@@ -95,6 +97,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["+upload"] => Some((Route::Upload, None)),
         ["+receipt"] => Some((Route::Receipt, None)),
         ["+list"] => Some((Route::List, None)),
+        ["+audit"] => Some((Route::Audit, None)),
         ["apis", "rest"] => Some((Route::ApiInfo, None)),
         ["apis", "rest", "items"] => Some((Route::ApiItems, None)),
         ["apis", "rest", "items", name] => item(name, Route::ApiItem),
@@ -154,6 +157,7 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::ApiItemDelete => routes::rest::delete(state, req).await,
         Route::ApiItemLock => routes::rest::lock(state, req).await,
         Route::ApiItemUnlock => routes::rest::unlock(state, req).await,
+        Route::Audit => routes::audit::page(state, req).await,
     }
 }
 

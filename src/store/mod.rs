@@ -4,9 +4,11 @@
 //! The trait is synchronous on purpose: implementations block, and async callers go through
 //! [`blocking`], which runs the call on tokio's blocking pool.
 
+mod audit;
 mod outbox;
 mod sqlite;
 
+pub use audit::{AuditPage, AuditQuery, AuditStore};
 pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
 pub use sqlite::SqliteStore;
 
@@ -112,7 +114,7 @@ pub struct ListPage {
     pub total: u64,
 }
 
-pub trait MetaStore: Outbox + Send + Sync {
+pub trait MetaStore: Outbox + AuditStore + Send + Sync {
     /// Makes items visible, all or none (one transaction), joining them to a delivery.
     fn insert(&self, items: &[Item], join: Option<&DeliveryJoin>) -> Result<(), StoreError>;
     /// True if the name was ever used (deleted names are never handed out again).

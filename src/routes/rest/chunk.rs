@@ -4,6 +4,7 @@
 
 use super::max_body_size;
 use super::upload::{inconsistent, too_large, unknown_transaction};
+use crate::audit::AuditEvent;
 use crate::blobs::{Appended, BlobWriter};
 use crate::server::AppError;
 use crate::state::State;
@@ -82,6 +83,11 @@ pub async fn append(
     state.limits.stored_changed(i128::from(written));
     if range.is_last() {
         let sha256 = hex::encode(sha2::Digest::finalize(new_hasher));
+        let completed = AuditEvent::upload_completed(&Item {
+            size,
+            sha256: sha256.clone(),
+            ..item.clone()
+        });
         let (blobs, store, n) = (
             state.blobs.clone(),
             std::sync::Arc::clone(&state.store),
@@ -108,6 +114,7 @@ pub async fn append(
         drop(guard);
         state.resumable.forget(&name);
         tracing::info!(item = %name, size, label = %item.uploader.label, ip = %item.uploader.client_ip, "REST upload complete");
+        state.audit.record(completed).await;
         Ok(Done::Complete)
     } else {
         let total = range.total;

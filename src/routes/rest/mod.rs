@@ -5,7 +5,8 @@ mod chunk;
 pub mod upload;
 
 use super::{Use, checked_item, require, visible_item};
-use crate::auth::Permission;
+use crate::audit::{AuditEvent, Kind};
+use crate::auth::{Permission, Principal};
 use crate::items::{sanitize_content_type, sanitize_filename};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -62,6 +63,23 @@ pub fn file_meta(item: &Item) -> Value {
     })
 }
 
+/// An operator's action on an item, for the audit trail.
+fn audit_event(kind: Kind, req: &Request, who: &Principal, item: &Item) -> AuditEvent {
+    AuditEvent::new(kind, req.client_ip, who.label_or_anonymous()).item(&item.name)
+}
+
+/// `filename "a" -> "b", type "x" -> "y"`: what a modify changed.
+fn changes_made(item: &Item, filename: Option<&str>, content_type: Option<&str>) -> String {
+    [
+        ("filename", item.filename.as_str(), filename),
+        ("type", item.content_type.as_str(), content_type),
+    ]
+    .iter()
+    .filter_map(|(what, old, new)| new.map(|new| format!("{what} {old:?} -> {new:?}")))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 fn ok() -> Response {
     response::json(StatusCode::OK, &json!({}))
 }
@@ -78,7 +96,8 @@ pub async fn modify(state: &State, req: Request) -> Result<Response, AppError> {
             "send the changes as application/json".into(),
         ));
     }
-    checked_item(state, &name, &who, Use::Manage).await?;
+    let item = checked_item(state, &name, &who, Use::Manage).await?;
+    let event = audit_event(Kind::Modify, &req, &who, &item);
     let body = super::small_body(req, 64 * 1024).await?;
     let changes: Value = serde_json::from_slice(&body)
         .map_err(|_| AppError::BadRequest("the body is not valid JSON".into()))?;
@@ -103,10 +122,12 @@ pub async fn modify(state: &State, req: Request) -> Result<Response, AppError> {
         ),
         None => None,
     };
+    let changed = changes_made(&item, filename.as_deref(), content_type.as_deref());
     blocking(&state.store, move |s| {
         s.modify(&name, filename.as_deref(), content_type.as_deref())
     })
     .await?;
+    state.audit.record(event.detail(changed)).await;
     Ok(ok())
 }
 
@@ -114,8 +135,13 @@ pub async fn modify(state: &State, req: Request) -> Result<Response, AppError> {
 pub async fn delete(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Delete).await?;
     let name = req.item_name()?;
-    checked_item(state, &name, &who, Use::Manage).await?;
-    state.delete_item(&name, who.label_or_anonymous()).await?;
+    let item = checked_item(state, &name, &who, Use::Manage).await?;
+    if state.delete_item(&name, who.label_or_anonymous()).await? {
+        state
+            .audit
+            .record(audit_event(Kind::Delete, &req, &who, &item).detail(item.filename))
+            .await;
+    }
     Ok(ok())
 }
 
@@ -143,6 +169,11 @@ async fn set_lock(state: &State, req: Request, locked: bool) -> Result<Response,
         return Err(AppError::Conflict(format!("locked already is {word}.")));
     }
     blocking(&state.store, move |s| s.set_locked(&name, locked)).await?;
+    let kind = if locked { Kind::Lock } else { Kind::Unlock };
+    state
+        .audit
+        .record(audit_event(kind, &req, &who, &item))
+        .await;
     Ok(ok())
 }
 

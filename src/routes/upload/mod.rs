@@ -10,6 +10,7 @@ mod receipt;
 pub use receipt::receipt_page;
 
 use super::principal;
+use crate::audit::AuditEvent;
 use crate::auth::{Permission, Source};
 use crate::items::MaxLife;
 use crate::pages::ReceiptItem;
@@ -129,6 +130,10 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
         tracing::info!(item = %it.name, filename = ?it.filename, size = it.size, sha256 = %it.sha256,
             label = %it.uploader.label, ip = %it.uploader.client_ip, "upload complete");
     }
+    state
+        .audit
+        .record_all(items.iter().map(AuditEvent::upload_completed).collect())
+        .await;
     let as_page = fields.response.as_deref() == Some("page");
     respond(state, &items, json, as_page, &who)
 }

@@ -1,6 +1,7 @@
 //! SQLite (WAL) implementation of [`MetaStore`]: item queries here, resumable-upload queries in
 //! [`uploads`], the schema and its migrations in [`schema`].
 
+mod audit;
 mod outbox;
 mod schema;
 mod uploads;

@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 3] = [
+pub(super) const MIGRATIONS: [&str; 4] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -61,6 +61,28 @@ pub(super) const MIGRATIONS: [&str; 3] = [
         PRIMARY KEY (delivery_id, channel)
     );
     CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE state IN ('pending', 'failing');",
+    // 4: the audit trail (src/audit), hash-chained. AUTOINCREMENT keeps the highest id ever
+    // used in sqlite_sequence, so a removal of the newest records shows; the triggers keep sfx
+    // itself from ever changing a record.
+    "CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time      TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        label     TEXT NOT NULL,
+        item      TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL
+    );
+    CREATE INDEX audit_item ON audit (item, id);
+    CREATE INDEX audit_label ON audit (label, id);
+    CREATE INDEX audit_kind ON audit (kind, id);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
