@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-const BOUNDARY: &str = "sfxTestBoundary7MA4YWxkTrZu0gW";
-/// `user:support` (the customers' secret) as a Basic credential.
-const CUSTOMER_BASIC: &str = "Basic dXNlcjpzdXBwb3J0";
 /// curl's options for a wrong secret.
 const WRONG_SECRET: [&str; 2] = ["-u", "user:wrong"];
 
@@ -253,24 +250,6 @@ fn assert_refused(r: &CurlStatus, code: u16, reason: &str) {
 }
 
 /// Head of a multipart upload sent on a raw socket, with the customers' secret.
-fn raw_upload_head(content_length: Option<u64>) -> String {
-    let length = match content_length {
-        Some(n) => format!("Content-Length: {n}\r\n"),
-        None => "Transfer-Encoding: chunked\r\n".into(),
-    };
-    format!(
-        "POST /+upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {CUSTOMER_BASIC}\r\n\
-         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n{length}\r\n"
-    )
-}
-
-fn part_head(filename: &str) -> String {
-    format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-}
-
 /// A server whose config is all ours (start_with always adds `min_free_space = "0"`).
 async fn start_custom(extra: &str) -> (TestServer, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 //!   requests, or holds an HTTP/2 connection open with nothing on it;
 //! - on shutdown, requests in flight get `shutdown_grace`, then the connection is dropped.
 
-use super::accept::Gate;
+use super::gate::{Busy, Gate, Place};
 use super::response::Body;
 use super::{handle, redirect};
 use crate::state::State;
@@ -20,8 +20,7 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -117,62 +116,39 @@ pub(super) async fn serve_plain(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: Arc<Ctx>,
+    place: Place,
     redirect_to_port: Option<u16>,
 ) {
     let mut first = [0u8; 1];
     let timeout = ctx.state.config.limits.first_byte_timeout;
-    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
-        Ok(Ok(n)) if n > 0 => {}
-        Ok(_) => return,
-        Err(_) => {
-            tracing::debug!(%peer, "closed: nothing received within first_byte_timeout");
-            return;
-        }
+    tokio::select! {
+        peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => match peeked {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!(%peer, "closed: nothing received within first_byte_timeout");
+                return;
+            }
+        },
+        () = place.activity.kill.cancelled() => return,
     }
-    drive(stream, peer, false, redirect_to_port, &ctx).await;
+    drive(stream, peer, false, redirect_to_port, &ctx, place).await;
 }
 
-pub(super) async fn serve_tls(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, tls: &Tls) {
-    match tls.accept(stream).await {
-        Ok(stream) => drive(stream, peer, true, None, &ctx).await,
+pub(super) async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    place: Place,
+    tls: &Tls,
+) {
+    let accepted = tokio::select! {
+        accepted = tls.accept(stream) => accepted,
+        () = place.activity.kill.cancelled() => return,
+    };
+    match accepted {
+        Ok(stream) => drive(stream, peer, true, None, &ctx, place).await,
         Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-    }
-}
-
-/// Requests in progress on a connection, and when the last one ended.
-struct Activity {
-    in_flight: AtomicUsize,
-    since: Mutex<Instant>,
-}
-
-impl Activity {
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        Some(
-            self.since
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .elapsed(),
-        )
-    }
-}
-
-/// Held from a request's arrival until its response body is sent (or dropped).
-struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn start(activity: &Arc<Activity>) -> Busy {
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        Busy(Arc::clone(activity))
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        *self.0.since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -202,15 +178,18 @@ impl hyper::body::Body for Tracked {
     }
 }
 
-async fn drive<I>(io: I, peer: SocketAddr, tls: bool, redirect_to_port: Option<u16>, ctx: &Arc<Ctx>)
-where
+async fn drive<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    redirect_to_port: Option<u16>,
+    ctx: &Arc<Ctx>,
+    place: Place,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &ctx.state.config.limits;
-    let activity = Arc::new(Activity {
-        in_flight: AtomicUsize::new(0),
-        since: Mutex::new(Instant::now()),
-    });
+    let activity = Arc::clone(&place.activity);
     let service = {
         let (state, activity) = (Arc::clone(&ctx.state), Arc::clone(&activity));
         service_fn(move |req: http::Request<Incoming>| {
@@ -240,6 +219,8 @@ where
                 }
                 return;
             }
+            // Idle, and its place is needed by a new connection.
+            () = activity.kill.cancelled() => return,
             () = ctx.shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
                 conn.as_mut().graceful_shutdown();

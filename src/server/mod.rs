@@ -6,6 +6,7 @@
 mod accept;
 mod conn;
 mod error;
+mod gate;
 mod handle;
 mod redirect;
 mod request;

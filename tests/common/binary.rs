@@ -31,11 +31,27 @@ impl Binary {
     /// (20 s at most) for its `listening on http(s)://ADDR` line. Its stdout is drained afterwards,
     /// so the server never blocks on it.
     pub async fn start(args: &[&str], env: &[(&str, &str)], stderr_log: Option<&Path>) -> Binary {
+        Self::start_under(&[], args, env, stderr_log).await
+    }
+
+    /// As [`Binary::start`], run by `wrapper` (e.g. `["prlimit", "--nofile=1024:1024"]`).
+    pub async fn start_under(
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr_log: Option<&Path>,
+    ) -> Binary {
         let stderr = match stderr_log {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("stderr log")),
             None => Stdio::null(),
         };
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfx"))
+        let sfx = env!("CARGO_BIN_EXE_sfx");
+        let (program, before) = match wrapper.split_first() {
+            Some((w, rest)) => (*w, [rest, &[sfx]].concat()),
+            None => (sfx, Vec::new()),
+        };
+        let mut child = tokio::process::Command::new(program)
+            .args(before)
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -74,6 +90,16 @@ impl Binary {
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("sfx is running")
+    }
+
+    /// Waits for the process to exit by itself (after a signal sent elsewhere); asserts a clean
+    /// exit.
+    pub async fn wait_exit(mut self, within: Duration) {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("sfx exited in time")
+            .unwrap();
+        assert!(status.success(), "clean exit: {status:?}");
     }
 
     /// Sends SIGTERM and asserts a clean exit (within 20 s).

@@ -7,12 +7,13 @@
 mod binary;
 mod http;
 mod python;
+mod raw;
 mod tls;
 mod wait;
 
 // Each test binary uses a subset.
 #[allow(unused_imports)]
-pub use {binary::*, http::*, python::*, tls::*, wait::*};
+pub use {binary::*, http::*, python::*, raw::*, tls::*, wait::*};
 
 use base64::Engine;
 use sha2::Digest;
