@@ -121,16 +121,14 @@ impl Gate {
             self.log_refusal(peer, Refusal::PerClient);
             return Err(Refusal::PerClient);
         }
-        // Places of connections that are closing are given to new ones; a few more than the
-        // limit may be open for a moment (they close within a tick), never more than 1/8.
-        if c.open.len() - c.closing >= self.max_total
-            || c.open.len() >= self.max_total + self.max_total / 8 + 1
-        {
-            if c.open.len() >= self.max_total + self.max_total / 8 + 1 || !close_idlest(&mut c) {
-                drop(c);
-                self.log_refusal(peer, Refusal::Full);
-                return Err(Refusal::Full);
-            }
+        // Places of connections that are closing go to new ones: a few more than the limit may
+        // be open for a moment (they close within a tick), never more than an eighth.
+        let ceiling = self.max_total + self.max_total / 8;
+        let full = c.open.len() - c.closing >= self.max_total;
+        if c.open.len() > ceiling || (full && !close_idlest(&mut c)) {
+            drop(c);
+            self.log_refusal(peer, Refusal::Full);
+            return Err(Refusal::Full);
         }
         c.next_id += 1;
         let id = c.next_id;
