@@ -1,14 +1,13 @@
 //! Places for connections: at most `max_connections` open in total and
 //! `max_connections_per_client` from one address (IPv6: /64; trusted proxies are exempt, their
 //! clients are counted per request instead). When every place is taken, the connection that
-//! has been idle longest (no request in progress; one that never sent a request first) is
-//! closed to make room: silent or idle connections from many addresses cannot lock out a
-//! client that has something to send.
+//! has been idle longest (no request in progress) is closed to make room: silent or idle
+//! connections from many addresses cannot lock out a client that has something to send.
 
 use crate::client::client_key;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,8 +24,6 @@ pub(super) enum Refusal {
 /// Requests in progress on a connection, and when the last one ended.
 pub(super) struct Activity {
     in_flight: AtomicUsize,
-    /// Set once a request has arrived.
-    served: AtomicBool,
     since: Mutex<Instant>,
     /// Cancelled to close the connection (it was idle and its place is needed).
     pub kill: CancellationToken,
@@ -36,7 +33,6 @@ impl Activity {
     fn new() -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
-            served: AtomicBool::new(false),
             since: Mutex::new(Instant::now()),
             kill: CancellationToken::new(),
         }
@@ -61,7 +57,6 @@ pub(super) struct Busy(Arc<Activity>);
 impl Busy {
     pub fn start(activity: &Arc<Activity>) -> Busy {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        activity.served.store(true, Ordering::Release);
         Busy(Arc::clone(activity))
     }
 }
@@ -170,14 +165,15 @@ impl Gate {
     }
 }
 
-/// Tells the idlest connection to close: one that never sent a request before one that did,
-/// the longest idle first. False if every connection has a request in progress.
+/// Tells the connection idle longest to close (since it opened or since its last request): a
+/// client that has just connected is never the one cut off for another. False if every
+/// connection has a request in progress.
 fn close_idlest(c: &mut Counts) -> bool {
     let victim = c
         .open
         .values()
         .filter(|a| !a.kill.is_cancelled() && a.in_flight.load(Ordering::Acquire) == 0)
-        .min_by_key(|a| (a.served.load(Ordering::Acquire), a.since()));
+        .min_by_key(|a| a.since());
     match victim {
         Some(a) => {
             a.kill.cancel();
@@ -259,26 +255,34 @@ mod tests {
     async fn the_idlest_connection_makes_room() {
         let gate = Arc::new(Gate::new(3, 10, vec![]));
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let served = gate.enter(ip("192.0.2.1")).unwrap();
-        drop(Busy::start(&served.activity));
+        let silent = gate.enter(ip("192.0.2.1")).unwrap();
         tokio::time::advance(Duration::from_secs(5)).await;
-        let silent = gate.enter(ip("192.0.2.2")).unwrap();
+        let served = gate.enter(ip("192.0.2.2")).unwrap();
         let working = gate.enter(ip("192.0.2.3")).unwrap();
         let _busy = Busy::start(&working.activity);
         tokio::time::advance(Duration::from_secs(5)).await;
+        drop(Busy::start(&served.activity));
+        tokio::time::advance(Duration::from_secs(1)).await;
         let newcomer = gate.enter(ip("192.0.2.4")).unwrap();
         assert!(
             silent.activity.kill.is_cancelled(),
-            "a connection that never sent a request goes first"
+            "idle longest: since it opened"
         );
-        assert!(!served.activity.kill.is_cancelled());
-        assert!(!working.activity.kill.is_cancelled());
-        drop(silent);
-        let _next = gate.enter(ip("192.0.2.5")).unwrap();
         assert!(
-            served.activity.kill.is_cancelled(),
-            "then the one idle longest"
+            !served.activity.kill.is_cancelled(),
+            "it just finished a request"
         );
-        assert!(!newcomer.activity.kill.is_cancelled());
+        assert!(
+            !working.activity.kill.is_cancelled(),
+            "a request in progress is never cut"
+        );
+        drop(silent);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let _next = gate.enter(ip("192.0.2.5")).unwrap();
+        assert!(served.activity.kill.is_cancelled());
+        assert!(
+            !newcomer.activity.kill.is_cancelled(),
+            "the newest connection goes last"
+        );
     }
 }
