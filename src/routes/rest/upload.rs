@@ -39,7 +39,13 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     let account = state
         .limits
         .account(req.client_ip, who.can(Permission::Admin));
-    account.expect(range.byte_count())?;
+    // A new upload declares its whole size: refuse at once what could never fit.
+    let expected = if req.headers.contains_key(TRANSACTION_ID) {
+        range.byte_count()
+    } else {
+        range.total
+    };
+    account.expect(expected)?;
     let ticket = state.uploads.admit(req.client_ip, account).await?;
     let (item, token, created) = match transaction_id(&req)? {
         None => {
