@@ -78,11 +78,7 @@ async fn a_normal_upload_gets_through_a_trickle_attack() {
     }
     let cut: Vec<_> = cut.iter().filter(|a| status_of(a) == Some(408)).collect();
     assert!(!cut.is_empty(), "one trickle was cut off with 408");
-    assert!(
-        cut[0].contains("minimum rate"),
-        "{}",
-        cut[0]
-    );
+    assert!(cut[0].contains("minimum rate"), "{}", cut[0]);
     assert_eq!(srv.item_names().len(), before.items.len() + 1);
     srv.stop().await;
 }

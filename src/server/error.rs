@@ -68,6 +68,13 @@ impl AppError {
         }
     }
 
+    /// The body broke off: the connection closed, or it ended before its announced length.
+    pub fn interrupted() -> AppError {
+        AppError::BadRequest(
+            "the upload was interrupted (the body ended early or the connection broke); nothing was stored".into(),
+        )
+    }
+
     pub fn forbidden() -> AppError {
         AppError::Forbidden("you don't have the permission to access this resource".into())
     }
@@ -132,7 +139,7 @@ impl From<BlobError> for AppError {
             BlobError::LowSpace => AppError::InsufficientStorage(
                 "not enough free space on the server; nothing was stored".into(),
             ),
-            BlobError::Aborted => AppError::BadRequest("the upload was interrupted".into()),
+            BlobError::Aborted => AppError::interrupted(),
             BlobError::Io(e) => AppError::Internal(format!("storage: {e}")),
         }
     }

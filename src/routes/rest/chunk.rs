@@ -153,9 +153,7 @@ async fn receive(
         .await
         .map_err(|e| match e {
             ReceiveError::TooLarge(_) => too_large(),
-            other => AppError::from_receive(other, "the chunk", |_| {
-                AppError::BadRequest("the upload was interrupted".into())
-            }),
+            other => AppError::from_receive(other, "the chunk", |_| AppError::interrupted()),
         })?;
         let out = match next {
             Some(chunk) => decoder.feed(&chunk).map_err(bad)?,

@@ -106,9 +106,7 @@ fn multipart_error(e: multer::Error) -> AppError {
         multer::Error::FieldSizeExceeded { limit, .. } => AppError::TooLarge(format!(
             "a file is larger than the limit of {limit} bytes; nothing was stored"
         )),
-        multer::Error::StreamReadFailed(_) => {
-            AppError::BadRequest("the upload was interrupted".into())
-        }
+        multer::Error::StreamReadFailed(_) => AppError::interrupted(),
         other => AppError::BadRequest(format!("malformed multipart body: {other}")),
     }
 }
@@ -157,7 +155,7 @@ async fn read_to_end(r: &Reader<'_>, mut body: SharedBody) -> Result<(), AppErro
                 return Err(AppError::from_receive(
                     e,
                     "the request",
-                    |_: hyper::Error| AppError::BadRequest("the upload was interrupted".into()),
+                    |_: hyper::Error| AppError::interrupted(),
                 ));
             }
         }
@@ -255,7 +253,15 @@ pub async fn read_multipart(
                 "more than {MAX_PARTS} form parts"
             )));
         }
-        let name = field.name().unwrap_or("").to_string();
+        // RFC 7578: every part names its field in a Content-Disposition header.
+        let name = field
+            .name()
+            .ok_or_else(|| {
+                AppError::BadRequest(
+                    "malformed multipart body: a part without a Content-Disposition name".into(),
+                )
+            })?
+            .to_string();
         match name.as_str() {
             "file" => {
                 r.require_create()?;
