@@ -82,7 +82,9 @@ impl Finished for Appended {
 
 /// What the jobs of one upload share.
 struct Shared {
-    file: File,
+    /// Taken (closed) as soon as the upload is abandoned: an unlinked temp file's space is
+    /// given back only when its last descriptor closes, and queued jobs must not hold it.
+    file: Mutex<Option<File>>,
     hasher: Mutex<Option<Sha256>>,
     /// The first failure (disk full, I/O error); later jobs do nothing.
     error: Mutex<Option<BlobError>>,
@@ -121,12 +123,23 @@ impl Shared {
             return;
         }
         let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
-        if let Err(e) = write_at(&self.file, batch, offset) {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = file.as_ref() else { return };
+        let written = write_at(f, batch, offset);
+        let end = offset + len;
+        if written.is_ok() {
+            let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+            p.writeback.advance(f, end);
+        }
+        if self.cancelled.load(Ordering::Acquire) {
+            // Abandoned while this write ran: close now rather than when the queue drains.
+            file.take();
+        }
+        drop(file);
+        if let Err(e) = written {
             return self.fail(e.into());
         }
         let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        let end = offset + len;
-        p.writeback.advance(&self.file, end);
         if end >= p.next_space_check {
             p.next_space_check = end + SPACE_CHECK_EVERY;
             match free_space(&self.space_dir) {
@@ -246,7 +259,7 @@ impl<T: Finished> BlobWriter<T> {
         hold: Option<Box<dyn Send>>,
     ) -> Self {
         let shared = Arc::new(Shared {
-            file,
+            file: Mutex::new(Some(file)),
             hasher: Mutex::new(Some(hasher)),
             error: Mutex::new(None),
             failed: AtomicBool::new(false),
@@ -349,10 +362,13 @@ impl<T: Finished> BlobWriter<T> {
         let (synced_tx, synced) = oneshot::channel();
         let shared = Arc::clone(&self.shared);
         self.writes.push(move || {
-            if !shared.stopped()
-                && let Err(e) = shared.file.sync_all()
-            {
-                shared.fail(e.into());
+            if !shared.stopped() {
+                let file = shared.file.lock().unwrap_or_else(|p| p.into_inner());
+                match file.as_ref().map(File::sync_all) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => shared.fail(e.into()),
+                    None => shared.fail(BlobError::Aborted),
+                }
             }
             let _ = synced_tx.send(());
         });
@@ -382,6 +398,10 @@ impl<T: Finished> Drop for BlobWriter<T> {
     fn drop(&mut self) {
         if !self.finished {
             self.shared.cancelled.store(true, Ordering::Release);
+            // Close the file now unless a write holds it (that write closes it when done).
+            if let Ok(mut file) = self.shared.file.try_lock() {
+                file.take();
+            }
         }
         if let Some(hold) = self.hold.take() {
             // After every queued write: released when the strand reaches it.
