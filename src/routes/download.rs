@@ -35,13 +35,17 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
     let who = require(state, &req, Permission::Read).await?;
     let name = req.item_name()?;
     let item = visible_item(state, &name, &who).await?;
-    let mut file = tokio::fs::File::open(state.blobs.path(&name))
+    let blobs = state.blobs.clone();
+    let n = name.clone();
+    let file = tokio::task::spawn_blocking(move || blobs.open_item(&n))
         .await
+        .map_err(|e| AppError::Internal(format!("open task: {e}")))?
         .map_err(|e| match e.kind() {
             // Deleted between the lookup and here.
             std::io::ErrorKind::NotFound => AppError::NotFound,
             _ => AppError::Internal(format!("item {name}: its file cannot be opened: {e}")),
         })?;
+    let mut file = tokio::fs::File::from_std(file);
     let size = file.metadata().await?.len();
     let etag = format!("\"{}\"", item.sha256);
     let last_modified = httpdate::fmt_http_date(

@@ -55,6 +55,9 @@ pub(super) async fn handle(
             Err(e) => ("-", Err(e)),
         };
     let mut resp = result.unwrap_or_else(|e| e.into_response(json_errors));
+    if method == http::Method::HEAD {
+        without_body(&mut resp);
+    }
     let h = resp.headers_mut();
     h.entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
@@ -77,6 +80,19 @@ pub(super) async fn handle(
         ms = started.elapsed().as_millis() as u64, "request"
     );
     resp
+}
+
+/// A HEAD answer carries the GET answer's headers and no body (over HTTP/2 a body would be a
+/// protocol error for the client).
+fn without_body(resp: &mut Response) {
+    use hyper::body::Body as _;
+    if !resp.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(len) = resp.body().size_hint().exact()
+    {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    *resp.body_mut() = super::response::empty();
 }
 
 /// `X-Forwarded-Proto: https` from a trusted proxy that terminated TLS.

@@ -65,7 +65,7 @@ pub fn token_hash(token: &str) -> String {
 /// The SHA-256 state after the first `len` bytes of a partial file (used once after a restart).
 pub async fn rehash(path: PathBuf, len: u64) -> std::io::Result<Sha256> {
     tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?.take(len);
+        let mut file = crate::blobs::open_regular(&path, false)?.take(len);
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut read = 0u64;
