@@ -82,7 +82,7 @@ async fn operator_routes_have_no_side_door() {
         format!("/{name}"),
         format!("/{name}/+download"),
         format!("/{name}/+inline"),
-        format!("{ITEMS}"),
+        ITEMS.to_string(),
         format!("{ITEMS}/{name}"),
         format!("{ITEMS}/{name}/download"),
         format!("//apis/rest/items/{name}/download"),
