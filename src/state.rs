@@ -50,10 +50,14 @@ impl State {
     /// crash left behind. Returns the state and lines to show the operator once.
     pub fn open(config: Config) -> Result<(State, Vec<String>), StartupError> {
         let dir = config.data_dir.clone();
+        // Everything sfx creates from here on is its service user's alone (customers' bundles,
+        // the database, keys), whatever umask it was started with.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(&dir).map_err(io_err(format!(
             "cannot create data directory {}",
             dir.display()
         )))?;
+        make_private(&dir).map_err(io_err(format!("cannot restrict {}", dir.display())))?;
         let mut notes = Vec::new();
         let secrets = match &config.secrets {
             Some(s) => s.clone(),
@@ -139,6 +143,21 @@ impl State {
         let _ = self.blobs.ensure_reserve();
         Ok(deleted)
     }
+}
+
+/// Mode 0700 for the data directory and 0600 for the files at its top (a data directory made by
+/// an older sfx, or copied in, may have been readable by others).
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = std::fs::symlink_metadata(entry.path())?;
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes what a crash can leave behind, and restores what it interrupted.

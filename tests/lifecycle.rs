@@ -213,3 +213,76 @@ async fn interrupted_rest_completion_is_restored_at_start() {
         srv.stop().await;
     }
 }
+
+/// Every directory and file under the data directory is the service user's alone (0700/0600),
+/// even when sfx is started with a permissive umask, and a world-readable file left by an older
+/// version is made private at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_whatever_the_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let toml = format!(
+        "{}audit_log = {:?}\n{}[tls]\nself_signed = true\n",
+        base_toml(&data),
+        data.join("audit.jsonl"),
+        secrets_toml(2)
+    );
+    let config = write_config(tmp.path(), &toml);
+    let args = ["serve", "--config", config.to_str().unwrap()];
+    let wrapper = ["sh", "-c", "umask 000; exec \"$0\" \"$@\""];
+    let bin = Binary::start_under(&wrapper, &args, &[], None).await;
+    let http = insecure_client();
+    let resp = http
+        .post(bin.url("/+upload"))
+        .basic_auth("u", Some(CUSTOMER))
+        .multipart(file_form("a.bin", vec![1u8; 1000]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let resp = http
+        .post(bin.url(ITEMS))
+        .basic_auth("u", Some(CUSTOMER))
+        .header("content-range", "bytes 0-4/10")
+        .body(b64(b"hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "a partial upload is under way");
+    let check = |what: &str| {
+        let mut seen = 0;
+        for path in walk_all(&data) {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            let want = if meta.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{what}: {} is {mode:o}", path.display());
+            seen += 1;
+        }
+        assert!(seen > 8, "{what}: only {seen} entries");
+    };
+    check("first start");
+    bin.stop().await;
+    // An older sfx left the database world-readable.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.join("sfx.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = Binary::start_under(&wrapper, &args, &[], None).await;
+    check("after a restart");
+    bin.stop().await;
+}
+
+/// Every path under `dir`, `dir` included.
+fn walk_all(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk_all(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
