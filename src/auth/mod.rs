@@ -250,7 +250,7 @@ mod tests {
             "u\x1b:x",
             "user:\x7f",
         ] {
-            let value = format!("Basic {}", STANDARD.encode(&creds));
+            let value = format!("Basic {}", STANDARD.encode(creds));
             assert_eq!(
                 parse_authorization(value.as_bytes()),
                 Err(AuthError::Malformed),
