@@ -8,10 +8,12 @@
 pub mod alerts;
 pub mod auth;
 pub mod blobs;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod items;
+pub mod lock;
 pub mod pages;
 pub mod routes;
 pub mod server;

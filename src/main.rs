@@ -22,10 +22,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
         } => {
-            let mut cfg = match &config {
-                Some(path) => sfx::Config::from_file(path)?,
-                None => sfx::Config::embedded(),
-            };
+            let mut cfg = load_config(config.as_deref())?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -38,10 +35,7 @@ fn main() -> anyhow::Result<()> {
                 .block_on(serve(cfg))
         }
         Command::AlertTest { config } => {
-            let cfg = match &config {
-                Some(path) => sfx::Config::from_file(path)?,
-                None => sfx::Config::embedded(),
-            };
+            let cfg = load_config(config.as_deref())?;
             anyhow::ensure!(
                 !cfg.alerts.is_empty(),
                 "no [[alerts]] channel is configured"
@@ -63,6 +57,27 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} of {} channels failed", results.len());
             Ok(())
         }
+        Command::Check {
+            config,
+            data_dir,
+            repair,
+            quick,
+        } => {
+            let opts = sfx::check::Options { repair, quick };
+            let result = match data_dir {
+                Some(d) => Ok(d),
+                None => load_config(config.as_deref()).map(|c| c.data_dir),
+            }
+            .and_then(|dir| Ok(sfx::check::run(&dir, opts, &mut std::io::stdout().lock())?));
+            // 1 is for problems found: errors (config, store, a running server) are 2.
+            std::process::exit(match result {
+                Ok(summary) => summary.exit_code(),
+                Err(e) => {
+                    eprintln!("sfx check: {e:#}");
+                    2
+                }
+            })
+        }
         Command::HashSecret => {
             let mut line = String::new();
             std::io::stdin()
@@ -78,6 +93,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The config file, or the embedded defaults without one.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<sfx::Config> {
+    Ok(match path {
+        Some(path) => sfx::Config::from_file(path)?,
+        None => sfx::Config::embedded(),
+    })
 }
 
 async fn serve(config: sfx::Config) -> anyhow::Result<()> {

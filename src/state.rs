@@ -4,6 +4,7 @@ use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
 use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
+use crate::lock::{DataDirLock, LockError};
 use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
 use crate::upload::{Admission, Resumable};
 use base64::Engine;
@@ -20,6 +21,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -36,6 +39,9 @@ pub struct State {
     pub resumable: Resumable,
     /// Slots of uploads in progress.
     pub uploads: std::sync::Arc<Admission>,
+    /// Held as long as this state lives: no second server (or `sfx check --repair`) changes
+    /// the data directory meanwhile.
+    _lock: DataDirLock,
 }
 
 impl State {
@@ -47,6 +53,8 @@ impl State {
             "cannot create data directory {}",
             dir.display()
         )))?;
+        // Before anything is read or cleaned up: recovery must never run beside another server.
+        let lock = DataDirLock::acquire(&dir)?;
         let mut notes = Vec::new();
         let secrets = match &config.secrets {
             Some(s) => s.clone(),
@@ -73,6 +81,7 @@ impl State {
                 auth,
                 resumable: Resumable::default(),
                 uploads,
+                _lock: lock,
             },
             notes,
         ))
