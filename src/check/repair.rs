@@ -75,7 +75,8 @@ impl<'a> Repairer<'a> {
                 // its file (reported again), never bytes that the next start-up deletes.
                 if let Some(bytes) = quarantine {
                     let to = self.quarantine(bytes).map_err(io)?;
-                    done.push(format!("bytes moved to {}", to.display()));
+                    let shown = to.strip_prefix(self.dir).unwrap_or(&to);
+                    done.push(format!("bytes moved to {}", shown.display()));
                 }
                 let marked = self
                     .store
@@ -89,7 +90,7 @@ impl<'a> Repairer<'a> {
                 if let Some(path) = remove {
                     remove_entry(path).map_err(io)?;
                     sync_parent(path).map_err(io)?;
-                    done.push(format!("{} removed", path.display()));
+                    done.push("the entry in its place removed (not followed)".into());
                 }
                 Ok(Some(done.join("; ")))
             }
