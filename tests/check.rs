@@ -196,6 +196,8 @@ async fn planted_problems_are_reported_then_repaired_safely() {
     // Complete items: a missing, b corrupted (same size), c one byte longer, d a symlink,
     // e a FIFO, f healthy but world-readable.
     std::fs::remove_file(fx.files(fx.item(0))).unwrap();
+    // ... and its bytes left in partial/ only: maybe the only copy, so kept.
+    std::fs::write(fx.partial(fx.item(0)), &fx.complete[0].1).unwrap();
     let mut b = fx.complete[1].1.clone();
     b[5000] ^= 0xff;
     std::fs::write(fx.files(fx.item(1)), &b).unwrap();
@@ -238,6 +240,10 @@ async fn planted_problems_are_reported_then_repaired_safely() {
         (
             format!("files/{}", fx.item(0)),
             "complete item (10000 bytes): its file is missing",
+        ),
+        (
+            format!("partial/{}", fx.item(0)),
+            "a file left beside a complete item",
         ),
         (format!("files/{}", fx.item(1)), "SHA-256 is "),
         (
@@ -337,6 +343,10 @@ async fn planted_problems_are_reported_then_repaired_safely() {
         fx.upload(4)
     ));
     repair.assert_line("repaired: tmp/left: removed");
+    repair.assert_line(&format!(
+        "repaired: partial/{0}: moved to quarantine/{0}",
+        fx.item(0)
+    ));
     repair.assert_line("repaired: session.key: mode set to 0600");
     repair.assert_line(&format!(
         "checked 11 items, {n} problems, {n} repaired",
@@ -351,6 +361,10 @@ async fn planted_problems_are_reported_then_repaired_safely() {
     // the bytes taken out of service are in quarantine/.
     assert_eq!(std::fs::read(&outside).unwrap(), b"not sfx's to touch");
     let quarantine = fx.data.join("quarantine");
+    assert_eq!(
+        std::fs::read(quarantine.join(fx.item(0))).unwrap(),
+        fx.complete[0].1
+    );
     assert_eq!(std::fs::read(quarantine.join(fx.item(1))).unwrap(), b);
     assert_eq!(std::fs::read(quarantine.join(fx.item(2))).unwrap(), c);
     assert_eq!(

@@ -26,6 +26,9 @@ pub(crate) enum Fix {
         quarantine: Option<PathBuf>,
         remove: Option<PathBuf>,
     },
+    /// Bytes that belong to no item as they are, but might be the only copy of some: moved to
+    /// quarantine/.
+    Quarantine(PathBuf),
     /// Bytes past an acknowledged offset.
     Truncate {
         path: PathBuf,
@@ -75,8 +78,7 @@ impl<'a> Repairer<'a> {
                 // its file (reported again), never bytes that the next start-up deletes.
                 if let Some(bytes) = quarantine {
                     let to = self.quarantine(bytes).map_err(io)?;
-                    let shown = to.strip_prefix(self.dir).unwrap_or(&to);
-                    done.push(format!("bytes moved to {}", shown.display()));
+                    done.push(format!("bytes moved to {}", self.shown(&to)));
                 }
                 let marked = self
                     .store
@@ -93,6 +95,10 @@ impl<'a> Repairer<'a> {
                     done.push("the entry in its place removed (not followed)".into());
                 }
                 Ok(Some(done.join("; ")))
+            }
+            Fix::Quarantine(path) => {
+                let to = self.quarantine(path).map_err(io)?;
+                Ok(Some(format!("moved to {}", self.shown(&to))))
             }
             Fix::Truncate { path, len } => {
                 let file = open_nofollow(path, true).map_err(io)?;
@@ -113,14 +119,18 @@ impl<'a> Repairer<'a> {
                 )))
             }
             Fix::Chmod { path, mode } => {
-                use std::os::unix::fs::PermissionsExt;
-                // fchmod on what was opened without following a link, never chmod on a path.
-                let file = open_nofollow(path, false).map_err(io)?;
-                file.set_permissions(fs::Permissions::from_mode(*mode))
-                    .map_err(io)?;
+                set_mode(path, *mode).map_err(io)?;
                 Ok(Some(format!("mode set to {mode:04o}")))
             }
         }
+    }
+
+    /// A path as shown: relative to the data directory.
+    fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(self.dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
     /// Moves `path` to `quarantine/` under a name not taken yet; returns where it went.
@@ -143,10 +153,18 @@ impl<'a> Repairer<'a> {
             n += 1;
         }
         fs::rename(path, &target)?;
+        // Private like everything in the data directory, whatever mode it had.
+        set_mode(&target, 0o600)?;
         fs::File::open(&dir)?.sync_all()?;
         sync_parent(path)?;
         Ok(target)
     }
+}
+
+/// fchmod on what was opened without following a link, never chmod on a path.
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    open_nofollow(path, false)?.set_permissions(fs::Permissions::from_mode(mode))
 }
 
 /// Removes a file, a symlink (not its target) or a directory tree.

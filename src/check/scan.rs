@@ -414,10 +414,18 @@ impl Scan {
                     ),
                 }
                 if let Some(e) = part {
+                    // Only a leftover if the item's own file is there in full; otherwise
+                    // it may be the only copy of the bytes.
+                    let whole =
+                        matches!(file, Some(Entry::Regular { len, .. }) if len == item.size);
+                    let fix = match e {
+                        Entry::Regular { .. } if !whole => Fix::Quarantine(ppath),
+                        _ => Fix::Remove(ppath),
+                    };
                     add(
                         &prel,
                         format!("{} left beside a complete item", e.kind()),
-                        Fix::Remove(ppath),
+                        fix,
                     );
                 }
             }
@@ -467,7 +475,10 @@ impl Scan {
                             "{} in files/ although its upload is incomplete (never acknowledged as complete)",
                             e.kind()
                         ),
-                        Fix::Remove(fpath.clone()),
+                        match e {
+                            Entry::Regular { .. } => Fix::Quarantine(fpath.clone()),
+                            _ => Fix::Remove(fpath.clone()),
+                        },
                     ),
                     (None, _) => {}
                 }
