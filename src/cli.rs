@@ -37,6 +37,23 @@ pub enum Command {
         #[arg(long, env = "SFX_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Verify the data directory against its metadata: every complete item's size and SHA-256,
+    /// orphans, missing files, partial uploads, leftovers, types and modes. Exit status 0 when
+    /// clean, 1 on problems, 2 on errors.
+    Check {
+        /// TOML config file (its `data_dir` is checked).
+        #[arg(long, env = "SFX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory, overriding the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Fix what can be fixed safely, and say what was done (refused while a server runs).
+        #[arg(long)]
+        repair: bool,
+        /// Compare sizes only, without re-hashing every file.
+        #[arg(long)]
+        quick: bool,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]

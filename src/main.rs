@@ -22,10 +22,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
         } => {
-            let mut cfg = match &config {
-                Some(path) => sfx::Config::from_file(path)?,
-                None => sfx::Config::embedded(),
-            };
+            let mut cfg = load_config(config.as_deref())?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -38,10 +35,7 @@ fn main() -> anyhow::Result<()> {
                 .block_on(serve(cfg))
         }
         Command::AlertTest { config } => {
-            let cfg = match &config {
-                Some(path) => sfx::Config::from_file(path)?,
-                None => sfx::Config::embedded(),
-            };
+            let cfg = load_config(config.as_deref())?;
             anyhow::ensure!(
                 !cfg.alerts.is_empty(),
                 "no [[alerts]] channel is configured"
@@ -68,6 +62,27 @@ fn main() -> anyhow::Result<()> {
         } => {
             let cfg = load_config(config.as_deref())?;
             audit_verify(&data_dir.unwrap_or(cfg.data_dir))
+        }
+        Command::Check {
+            config,
+            data_dir,
+            repair,
+            quick,
+        } => {
+            let opts = sfx::check::Options { repair, quick };
+            let result = match data_dir {
+                Some(d) => Ok(d),
+                None => load_config(config.as_deref()).map(|c| c.data_dir),
+            }
+            .and_then(|dir| Ok(sfx::check::run(&dir, opts, &mut std::io::stdout().lock())?));
+            // 1 is for problems found: errors (config, store, a running server) are 2.
+            std::process::exit(match result {
+                Ok(summary) => summary.exit_code(),
+                Err(e) => {
+                    eprintln!("sfx check: {e:#}");
+                    2
+                }
+            })
         }
         Command::HashSecret => {
             let mut line = String::new();

@@ -5,6 +5,7 @@ use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
 use crate::blobs::BlobStore;
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
+use crate::lock::{DataDirLock, LockError};
 use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
 use crate::upload::{Admission, AdmissionLimits, Limits, QuotaLimits, Resumable};
 use base64::Engine;
@@ -23,6 +24,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -43,6 +46,9 @@ pub struct State {
     pub limits: Arc<Limits>,
     /// The audit trail (`state.audit.record(AuditEvent::…)`).
     pub audit: Audit,
+    /// Held as long as this state lives: no second server (or `sfx check --repair`) changes
+    /// the data directory meanwhile.
+    _lock: DataDirLock,
 }
 
 impl State {
@@ -58,6 +64,8 @@ impl State {
             dir.display()
         )))?;
         make_private(&dir).map_err(io_err(format!("cannot restrict {}", dir.display())))?;
+        // Before anything is read or cleaned up: recovery must never run beside another server.
+        let lock = DataDirLock::acquire(&dir)?;
         let mut notes = Vec::new();
         let secrets = match &config.secrets {
             Some(s) => s.clone(),
@@ -71,6 +79,10 @@ impl State {
             Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
         let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
+        let released = store.release_alert_leases(crate::now())?;
+        if released > 0 {
+            tracing::info!(alerts = released, "alerts still to send are due now");
+        }
         let l = &config.limits;
         let uploads = Admission::new(AdmissionLimits {
             total: config.max_concurrent_uploads,
@@ -106,6 +118,7 @@ impl State {
                 uploads,
                 limits,
                 audit,
+                _lock: lock,
             },
             notes,
         ))

@@ -933,7 +933,7 @@ async fn hostile_filenames_are_sanitized() {
             assert_eq!(leaf.len(), 8, "{rel:?}");
         } else {
             assert!(
-                first.starts_with("sfx.db") || ["session.key", "reserve"].contains(&first),
+                first.starts_with("sfx.db") || ["session.key", "reserve", "lock"].contains(&first),
                 "unexpected file {rel:?}"
             );
         }

@@ -97,6 +97,10 @@ pub trait Outbox: Send + Sync {
         limit: usize,
         lease_until: i64,
     ) -> Result<Vec<AlertTask>, StoreError>;
+    /// Makes every alert still to send due at `now`: at start-up no attempt can be in flight (the
+    /// data-directory lock is ours), so an alert leased by a process that died is not left
+    /// waiting for its lease to run out.
+    fn release_alert_leases(&self, now: i64) -> Result<usize, StoreError>;
     /// When (Unix milliseconds) the next alert attempt or delivery closing is due, if any.
     fn next_alert_due_ms(&self) -> Result<Option<i64>, StoreError>;
     fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError>;

@@ -1,19 +1,20 @@
 //! Shared test harness: starts the real server in-process on 127.0.0.1:0 with a temporary data
 //! directory (or the real `sfx` binary, in `binary`), and offers HTTP helpers over reqwest, the
-//! real `curl` and raw sockets (`http`), and polling with a deadline (`wait`). Every test talks to
-//! 127.0.0.1 only.
+//! real `curl` and raw sockets (`http`), a webhook receiver (`receiver`), and polling with a
+//! deadline (`wait`). Every test talks to 127.0.0.1 only.
 #![allow(dead_code)]
 
 mod binary;
 mod http;
 mod python;
 mod raw;
+mod receiver;
 mod tls;
 mod wait;
 
 // Each test binary uses a subset.
 #[allow(unused_imports)]
-pub use {binary::*, http::*, python::*, raw::*, tls::*, wait::*};
+pub use {binary::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*};
 
 use base64::Engine;
 use sha2::Digest;

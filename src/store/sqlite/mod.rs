@@ -405,6 +405,14 @@ impl Outbox for SqliteStore {
         Ok(tasks)
     }
 
+    fn release_alert_leases(&self, now: i64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE alerts SET next_attempt_at = ?1
+             WHERE state IN ('pending', 'failing') AND next_attempt_at > ?1",
+            [now],
+        )?)
+    }
+
     fn next_alert_due_ms(&self) -> Result<Option<i64>, StoreError> {
         outbox::next_due(&self.conn())
     }
