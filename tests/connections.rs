@@ -277,14 +277,7 @@ async fn sigterm_lets_uploads_finish_then_aborts_cleanly() {
         .unwrap();
     s.write_all(&body[..MIB]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = bin.pid().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    bin.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         TcpStream::connect(bin.addr()).await.is_err(),
@@ -342,14 +335,7 @@ async fn sigterm_lets_uploads_finish_then_aborts_cleanly() {
             == 1
     })
     .await;
-    let pid = bin.pid().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    bin.signal("TERM");
     bin.wait_exit(Duration::from_secs(15)).await;
     assert_eq!(
         std::fs::read_dir(data_dir.join("tmp")).unwrap().count(),

@@ -198,12 +198,7 @@ async fn forged_truncated_expired_and_resigned_sessions_grant_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipt_links_only_work_as_issued() {
     let srv = TestServer::start().await;
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar.clone())
-        .build()
-        .unwrap();
+    let (browser, jar) = browser();
     post_login(&browser, &srv, &[("token", CUSTOMER)]).await;
     let form = file_form("mine.bin", vec![5u8; 100]).text("response", "page");
     let resp = browser

@@ -174,12 +174,7 @@ async fn token_query_and_form_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_session_grants_the_secret_permissions() {
     let srv = TestServer::start().await;
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar.clone())
-        .build()
-        .unwrap();
+    let (browser, _) = browser();
     let resp = post_login(&browser, &srv, &[("token", CUSTOMER)]).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let cookie = response_header(&resp, "set-cookie");
@@ -272,12 +267,7 @@ async fn login_session_grants_the_secret_permissions() {
 async fn session_rides_on_rest_item_operations_are_refused_cross_site() {
     let srv = TestServer::start().await;
     let name = upload_form(&srv, file_form("victim.txt", &b"keep me"[..])).await;
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar)
-        .build()
-        .unwrap();
+    let (browser, _) = browser();
     assert_eq!(
         post_login(&browser, &srv, &[("token", ADMIN)])
             .await

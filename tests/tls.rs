@@ -303,7 +303,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let (chain, new_key) = ca.issue(&["localhost", "127.0.0.1"]);
     std::fs::write(&cert, chain).unwrap();
     std::fs::write(&key, new_key).unwrap();
-    signal(&bin, "HUP");
+    bin.signal("HUP");
     let second = eventually("the new certificate", Duration::from_secs(10), async || {
         let fp = peer_fingerprint(
             &https_client(&ca_pem)
@@ -332,7 +332,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    signal(&bin, "HUP");
+    bin.signal("HUP");
     wait_until(
         "the reload failure is logged",
         Duration::from_secs(10),
@@ -358,14 +358,6 @@ fn tokio_stream_from(
     rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
-}
-
-fn signal(bin: &Binary, sig: &str) {
-    let st = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &bin.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,15 @@ impl Binary {
         self.child.id().expect("sfx is running")
     }
 
+    /// Sends signal `sig` (e.g. `"HUP"`, `"TERM"`).
+    pub fn signal(&self, sig: &str) {
+        let st = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(st.success(), "kill -{sig}");
+    }
+
     /// Waits for the process to exit by itself (after a signal sent elsewhere); asserts a clean
     /// exit.
     pub async fn wait_exit(mut self, within: Duration) {

@@ -19,6 +19,17 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A client with a cookie jar (a browser's session), not following redirects; and its jar.
+pub fn browser() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .expect("client");
+    (client, jar)
+}
+
 /// A multipart form with one file part, `file`.
 pub fn file_form(filename: &str, body: impl Into<Cow<'static, [u8]>>) -> Form {
     Form::new().part("file", Part::bytes(body).file_name(filename.to_string()))
