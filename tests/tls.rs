@@ -363,8 +363,10 @@ fn tokio_stream_from(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_handshakes_are_dropped() {
     let srv = self_signed("").await;
-    let srv2 =
-        TestServer::start_with("[tls]\nself_signed = true\nhandshake_timeout = \"1s\"\n").await;
+    let srv2 = TestServer::start_with(
+        "first_byte_timeout = \"1s\"\n[tls]\nself_signed = true\nhandshake_timeout = \"1s\"\n",
+    )
+    .await;
     for (case, bytes) in [
         ("silent", &b""[..]),
         (
@@ -400,6 +402,32 @@ async fn unfinished_handshakes_are_dropped() {
     );
     srv.stop().await;
     srv2.stop().await;
+}
+
+/// Handshakes in progress are bounded (`max_handshakes`): a client stalling inside its hello
+/// holds a place only until `handshake_timeout`, and a silent connection never takes one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_in_progress_are_bounded() {
+    let srv = TestServer::start_with(
+        "[tls]\nself_signed = true\nhandshake_timeout = \"2s\"\nmax_handshakes = 1\n",
+    )
+    .await;
+    let _silent: Vec<_> =
+        futures_util::future::join_all((0..5).map(|_| tokio::net::TcpStream::connect(srv.addr)))
+            .await;
+    let mut staller = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    staller.write_all(b"\x16\x03\x01\x02\x00").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let resp = insecure_client()
+        .get(srv.url("/healthz"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("served once the stalled handshake's place is free");
+    assert_eq!(resp.status(), 200);
+    println!("waited {:?} for a handshake place", started.elapsed());
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,20 +119,9 @@ pub(super) async fn serve_plain(
     place: Place,
     redirect_to_port: Option<u16>,
 ) {
-    let mut first = [0u8; 1];
-    let timeout = ctx.state.config.limits.first_byte_timeout;
-    tokio::select! {
-        peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => match peeked {
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => return,
-            Err(_) => {
-                tracing::debug!(%peer, "closed: nothing received within first_byte_timeout");
-                return;
-            }
-        },
-        () = place.activity.kill.cancelled() => return,
+    if first_byte(&stream, peer, &ctx, &place).await {
+        drive(stream, peer, false, redirect_to_port, &ctx, place).await;
     }
-    drive(stream, peer, false, redirect_to_port, &ctx, place).await;
 }
 
 pub(super) async fn serve_tls(
@@ -142,6 +131,10 @@ pub(super) async fn serve_tls(
     place: Place,
     tls: &Tls,
 ) {
+    // A silent connection never takes one of the (CPU-bounded) handshake places.
+    if !first_byte(&stream, peer, &ctx, &place).await {
+        return;
+    }
     let accepted = tokio::select! {
         accepted = tls.accept(stream) => accepted,
         () = place.activity.kill.cancelled() => return,
@@ -149,6 +142,24 @@ pub(super) async fn serve_tls(
     match accepted {
         Ok(stream) => drive(stream, peer, true, None, &ctx, place).await,
         Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+    }
+}
+
+/// Waits for the connection's first byte (a request or a TLS hello) for `first_byte_timeout`;
+/// false if it closed, stayed silent, or its place was taken back meanwhile.
+async fn first_byte(stream: &TcpStream, peer: SocketAddr, ctx: &Ctx, place: &Place) -> bool {
+    let mut first = [0u8; 1];
+    let timeout = ctx.state.config.limits.first_byte_timeout;
+    tokio::select! {
+        peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => match peeked {
+            Ok(Ok(n)) => n > 0,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::debug!(%peer, "closed: nothing received within first_byte_timeout");
+                false
+            }
+        },
+        () = place.activity.kill.cancelled() => false,
     }
 }
 
