@@ -25,7 +25,11 @@ struct Server {
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
+        remove_stale_data_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{DATA_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .expect("temp dir");
         let toml = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\n\
              max_file_size = \"64KiB\"\nupload_idle_timeout = \"5s\"\n\
@@ -49,6 +53,28 @@ fn server() -> &'static Server {
             _dir: dir,
         }
     })
+}
+
+/// The data dir is in a static, so it is never dropped: each run removes what earlier runs
+/// (no longer alive) left behind.
+const DATA_PREFIX: &str = "sfx-fuzz-multipart-";
+
+fn remove_stale_data_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DATA_PREFIX))
+            .and_then(|rest| rest.split('-').next());
+        if let Some(pid) = pid
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
