@@ -47,14 +47,26 @@ pub fn fallback_filename(item_name: &str, content_type: &str) -> String {
     format!("{item_name}.{ext}")
 }
 
+/// Unicode's format characters (General Category Cf, as of Unicode 15): invisible, and some of
+/// them reorder or hide text. Besides the bidi controls and zero-width characters these are
+/// the Arabic letter mark, the tag characters (they can carry hidden ASCII), the soft hyphen,
+/// and the like.
 fn is_invisible_format(c: char) -> bool {
     matches!(c,
-        '\u{200B}'..='\u{200F}'   // zero-width space/joiners, LRM, RLM
-        | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
-        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}' // bidi isolates
-        | '\u{FEFF}'              // byte order mark
-        | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations
+        '\u{00AD}'                   // soft hyphen
+        | '\u{0600}'..='\u{0605}'    // Arabic number signs
+        | '\u{061C}'                 // Arabic letter mark (bidi)
+        | '\u{06DD}' | '\u{070F}' | '\u{0890}'..='\u{0891}' | '\u{08E2}'
+        | '\u{180E}'                 // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}'    // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}'    // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}'    // word joiner, invisible operators
+        | '\u{2066}'..='\u{206F}'    // bidi isolates, deprecated format controls
+        | '\u{FEFF}'                 // byte order mark
+        | '\u{FFF9}'..='\u{FFFB}'    // interlinear annotations
+        | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}' // language tag, tag characters
     )
 }
 
@@ -99,6 +111,12 @@ mod tests {
             "evilfdp.exe"
         );
         assert_eq!(sanitize_filename("a\u{0}b\u{1b}[31m").unwrap(), "ab[31m");
+        // Also the format characters outside the bidi/zero-width blocks: the Arabic letter
+        // mark (bidi), tag characters (hidden ASCII), the soft hyphen, deprecated controls.
+        assert_eq!(
+            sanitize_filename("a\u{061C}b\u{E0041}\u{E0042}c\u{00AD}d\u{206A}.txt").unwrap(),
+            "abcd.txt"
+        );
         assert_eq!(
             sanitize_filename("  lots   of\tspace  ").unwrap(),
             "lots of space"

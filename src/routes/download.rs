@@ -162,9 +162,50 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-/// The single byte range to serve, if the request asks for one we honour. Invalid or multiple
-/// ranges are ignored (the whole file is served, as RFC 9110 allows); a range entirely past the
-/// end is a 416.
+/// What a `Range` request asks of a file of a given size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeOutcome {
+    /// Serve the whole file (200): no range we honour was asked for.
+    Full,
+    /// Serve `start..=end` (206); always `start <= end < size`.
+    Partial { start: u64, end: u64 },
+    /// 416: the only range asked for lies entirely past the end.
+    Unsatisfiable,
+}
+
+/// The single byte range to serve for a `Range` value (and `If-Range`, if sent). Invalid or
+/// multiple ranges are ignored (the whole file is served, as RFC 9110 allows); a range entirely
+/// past the end is unsatisfiable. An `If-Range` that matches neither validator serves it all.
+pub fn parse_range(
+    range: &str,
+    if_range: Option<&str>,
+    etag: &str,
+    last_modified: &str,
+    size: u64,
+) -> RangeOutcome {
+    if let Some(if_range) = if_range
+        && if_range.trim() != etag
+        && if_range.trim() != last_modified
+    {
+        return RangeOutcome::Full;
+    }
+    use http_range_header::RangeUnsatisfiableError as E;
+    let validated = match http_range_header::parse_range_header(range) {
+        Ok(parsed) => parsed.validate(size),
+        Err(_) => return RangeOutcome::Full,
+    };
+    match validated {
+        Ok(ranges) if ranges.len() == 1 => RangeOutcome::Partial {
+            start: *ranges[0].start(),
+            end: *ranges[0].end(),
+        },
+        Ok(_) => RangeOutcome::Full,
+        Err(E::Unsatisfiable) => RangeOutcome::Unsatisfiable,
+        Err(_) => RangeOutcome::Full,
+    }
+}
+
+/// [`parse_range`] on the request's headers; a value that is not visible ASCII counts as absent.
 fn requested_range(
     headers: &HeaderMap,
     etag: &str,
@@ -174,22 +215,11 @@ fn requested_range(
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
-    if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok())
-        && if_range.trim() != etag
-        && if_range.trim() != last_modified
-    {
-        return Ok(None);
-    }
-    use http_range_header::RangeUnsatisfiableError as E;
-    let validated = match http_range_header::parse_range_header(range) {
-        Ok(parsed) => parsed.validate(size),
-        Err(_) => return Ok(None),
-    };
-    match validated {
-        Ok(ranges) if ranges.len() == 1 => Ok(Some((*ranges[0].start(), *ranges[0].end()))),
-        Ok(_) => Ok(None),
-        Err(E::Unsatisfiable) => Err(AppError::RangeNotSatisfiable { size }),
-        Err(_) => Ok(None),
+    let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    match parse_range(range, if_range, etag, last_modified, size) {
+        RangeOutcome::Full => Ok(None),
+        RangeOutcome::Partial { start, end } => Ok(Some((start, end))),
+        RangeOutcome::Unsatisfiable => Err(AppError::RangeNotSatisfiable { size }),
     }
 }
 
@@ -270,6 +300,30 @@ mod tests {
         assert_eq!(
             range("bytes=18446744073709551615-", 100).ok().flatten(),
             None
+        );
+    }
+
+    #[test]
+    fn parse_range_outcomes() {
+        let p =
+            |v: &str, if_range: Option<&str>, size| parse_range(v, if_range, "\"e\"", "d", size);
+        assert_eq!(
+            p("bytes=0-9", Some("\"e\""), 100),
+            RangeOutcome::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            p("bytes=0-9", Some(" d "), 100),
+            RangeOutcome::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(p("bytes=0-9", Some("\"other\""), 100), RangeOutcome::Full);
+        assert_eq!(p("bytes=0-0", None, 0), RangeOutcome::Unsatisfiable);
+        // Found by the fuzz target: over 30 digits http-range-header refuses the number, so the
+        // whole file is served (RFC 9110 allows ignoring a Range), never a misread range.
+        let zeros = "0".repeat(31);
+        assert_eq!(p(&format!("bytes={zeros}-5"), None, 0), RangeOutcome::Full);
+        assert_eq!(
+            p(&format!("bytes={}-5", &zeros[..30]), None, 100),
+            RangeOutcome::Partial { start: 0, end: 5 }
         );
     }
 }
