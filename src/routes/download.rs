@@ -215,7 +215,12 @@ fn requested_range(
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
-    let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    // An If-Range that is not even text matches nothing: the whole file (RFC 9110 §13.1.5).
+    let if_range = match headers.get(header::IF_RANGE).map(|v| v.to_str()) {
+        Some(Err(_)) => return Ok(None),
+        Some(Ok(v)) => Some(v),
+        None => None,
+    };
     match parse_range(range, if_range, etag, last_modified, size) {
         RangeOutcome::Full => Ok(None),
         RangeOutcome::Partial { start, end } => Ok(Some((start, end))),

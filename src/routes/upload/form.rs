@@ -286,6 +286,8 @@ pub async fn read_multipart(
                 });
             }
             "text" if r.who.can(Permission::Create) => {
+                // The last `text` wins, also over one held before the token authorised it.
+                pending_text = None;
                 text = Some(stream_field(&r, &mut field, config.max_file_size).await?)
             }
             "text" => {
