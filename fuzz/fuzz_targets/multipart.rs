@@ -33,6 +33,7 @@ fn server() -> &'static Server {
         let toml = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nmin_free_space = \"0\"\n\
              max_file_size = \"64KiB\"\nupload_idle_timeout = \"5s\"\n\
+             quota_items = 0\nquota_bytes = \"0\"\n\
              [[secrets]]\nlabel = \"customers\"\nsecret = \"support\"\npermissions = [\"create\"]\n",
             dir.path().to_str().expect("utf-8 temp dir")
         );
