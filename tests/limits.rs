@@ -206,7 +206,12 @@ async fn bytes_quota_per_address() {
     );
     let before = srv.snapshot();
     let second = random_file(tmp.path(), "second.bin", 600 * 1024, 2);
+    // curl 7.88 asks first only for bodies over 1 MiB: make it ask, and wait for the answer.
     let st = curl_status(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
         "-F",
         &format!("file=@{}", second.display()),
         &srv.url_with_secret(CUSTOMER, "/+upload"),
@@ -243,6 +248,10 @@ async fn the_store_total_is_capped() {
     let tmp = tempfile::tempdir().unwrap();
     let b = random_file(tmp.path(), "b.bin", 1200 * 1024, 2);
     let st = curl_status(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
         "-F",
         &format!("file=@{}", b.display()),
         &srv.url_with_secret(CUSTOMER, "/+upload"),
