@@ -8,7 +8,7 @@ use std::net::IpAddr;
 /// address in `X-Forwarded-For` (read from the right) that is not itself a trusted proxy.
 /// Anything a client could forge (the left part of the header) is never believed.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| is_trusted_proxy(*ip, trusted);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -31,6 +31,21 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
         }
     }
     client
+}
+
+/// Whether `ip` is one of the configured `trusted_proxies`.
+pub fn is_trusted_proxy(ip: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// `X-Forwarded-Proto: https` from a trusted proxy (it terminated TLS); from anybody else the
+/// header means nothing.
+pub fn forwarded_https(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> bool {
+    is_trusted_proxy(peer, trusted)
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// The unit per-client limits count: an IPv4 address, or an IPv6 /64 (one host can use many

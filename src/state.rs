@@ -152,8 +152,9 @@ impl State {
                 tracing::warn!(item = %name, error = %e, "could not remove file of a deleted item; start-up will");
             }
             tracing::info!(item = %name, by, "item deleted");
+            // Space was freed: a reserve given up on a full disk can be made again.
+            let _ = self.blobs.ensure_reserve();
         }
-        let _ = self.blobs.ensure_reserve();
         Ok(deleted)
     }
 }

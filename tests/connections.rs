@@ -52,12 +52,7 @@ async fn floods_of_useless_connections_do_not_lock_out_an_upload() {
     // The attacker's sockets live in this process.
     sfx::server::raise_fd_limit();
     let tmp = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "{}upload_idle_timeout = \"5s\"\n{}",
-        base_toml(&tmp.path().join("data")),
-        secrets_toml(2)
-    );
-    let config = write_config(tmp.path(), &toml);
+    let (config, _) = binary_config(tmp.path(), "upload_idle_timeout = \"5s\"", "");
     // The open-file limit systemd gives a service (soft and hard): sfx cannot raise it.
     let bin = Binary::start_under(
         &["prlimit", "--nofile=1024:1024"],
@@ -258,13 +253,7 @@ async fn half_closed_requests_get_their_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_uploads_finish_then_aborts_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let data_dir = tmp.path().join("data");
-    let toml = format!(
-        "{}shutdown_grace = \"3s\"\n{}",
-        base_toml(&data_dir),
-        secrets_toml(2)
-    );
-    let config = write_config(tmp.path(), &toml);
+    let (config, data_dir) = binary_config(tmp.path(), "shutdown_grace = \"3s\"", "");
     let args = ["serve", "--config", config.to_str().unwrap()];
     let data = random_bytes(3 * MIB, 11);
     let body = one_file_body("late.bin", &data);

@@ -220,14 +220,8 @@ async fn interrupted_rest_completion_is_restored_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_directory_is_private_whatever_the_umask() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let toml = format!(
-        "{}audit_log = {:?}\n{}[tls]\nself_signed = true\n",
-        base_toml(&data),
-        data.join("audit.jsonl"),
-        secrets_toml(2)
-    );
-    let config = write_config(tmp.path(), &toml);
+    let audit_log = format!("audit_log = {:?}", tmp.path().join("data/audit.jsonl"));
+    let (config, data) = binary_config(tmp.path(), &audit_log, "[tls]\nself_signed = true\n");
     let args = ["serve", "--config", config.to_str().unwrap()];
     let wrapper = ["sh", "-c", "umask 000; exec \"$0\" \"$@\""];
     let bin = Binary::start_under(&wrapper, &args, &[], None).await;

@@ -179,6 +179,21 @@ async fn items_quota_per_address() {
     srv.stop().await;
 }
 
+/// The vendor's curl upload of `file`, made to ask before it sends the body (curl 7.88 does only
+/// for bodies over 1 MiB) and to wait for the answer: what it sent shows an early refusal.
+async fn curl_asking_first(srv: &TestServer, file: &std::path::Path) -> CurlStatus {
+    curl_status(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
+        "-F",
+        &format!("file=@{}", file.display()),
+        &srv.url_with_secret(CUSTOMER, "/+upload"),
+    ])
+    .await
+}
+
 fn client_from(src: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(src.parse::<std::net::IpAddr>().unwrap())
@@ -206,17 +221,7 @@ async fn bytes_quota_per_address() {
     );
     let before = srv.snapshot();
     let second = random_file(tmp.path(), "second.bin", 600 * 1024, 2);
-    // curl 7.88 asks first only for bodies over 1 MiB: make it ask, and wait for the answer.
-    let st = curl_status(&[
-        "-H",
-        "Expect: 100-continue",
-        "--expect100-timeout",
-        "30",
-        "-F",
-        &format!("file=@{}", second.display()),
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
+    let st = curl_asking_first(&srv, &second).await;
     assert_eq!(st.code, 429, "{}", st.body);
     assert_eq!(
         st.size_upload, 0.0,
@@ -247,16 +252,7 @@ async fn the_store_total_is_capped() {
     // without `Expect: 100-continue` may see the connection close under its body instead).
     let tmp = tempfile::tempdir().unwrap();
     let b = random_file(tmp.path(), "b.bin", 1200 * 1024, 2);
-    let st = curl_status(&[
-        "-H",
-        "Expect: 100-continue",
-        "--expect100-timeout",
-        "30",
-        "-F",
-        &format!("file=@{}", b.display()),
-        &srv.url_with_secret(CUSTOMER, "/+upload"),
-    ])
-    .await;
+    let st = curl_asking_first(&srv, &b).await;
     assert_eq!(st.code, 507, "{}", st.body);
     assert!(st.body.contains("storage limit"), "{}", st.body);
     assert_eq!(st.size_upload, 0.0);

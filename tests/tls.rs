@@ -210,13 +210,11 @@ async fn verified_clients_python_requests_and_bepasty_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_prints_https_and_the_fingerprint_curl_sees() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let toml = format!(
-        "{}{}\n[tls]\nself_signed = true\nhostnames = [\"sfx.example.com\"]\n",
-        base_toml(&dir),
-        secrets_toml(2)
+    let (config, dir) = binary_config(
+        tmp.path(),
+        "",
+        "[tls]\nself_signed = true\nhostnames = [\"sfx.example.com\"]\n",
     );
-    let config = write_config(tmp.path(), &toml);
     let bin = Binary::start(&["serve", "--config", config.to_str().unwrap()], &[], None).await;
     assert_eq!(bin.scheme(), "https");
     let line = bin
@@ -263,13 +261,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let ca_pem = ca.cert_pem.clone();
     let (cert, key) = ca.write(tmp.path(), "live", &["localhost", "127.0.0.1"]);
     let log = tmp.path().join("stderr.log");
-    let toml = format!(
-        "{}{}\n{}",
-        base_toml(&tmp.path().join("data")),
-        secrets_toml(2),
-        tls_files_toml(&cert, &key)
-    );
-    let config = write_config(tmp.path(), &toml);
+    let (config, _) = binary_config(tmp.path(), "", &tls_files_toml(&cert, &key));
     let bin = Binary::start(
         &["serve", "--config", config.to_str().unwrap()],
         &[],

@@ -14,6 +14,7 @@ mod writer;
 pub use writer::{Appended, BlobWriter, Finished, Written};
 
 use crate::items::ItemName;
+use sha2::Sha256;
 use std::collections::HashSet;
 use std::fs;
 use std::io;
@@ -278,16 +279,20 @@ impl BlobStore {
     }
 }
 
-/// Opens `path` only if it is a regular file: never through a symlink (`O_NOFOLLOW`), never a
-/// FIFO or device someone planted in the data directory (`O_NONBLOCK` keeps a FIFO from
-/// blocking the open; it changes nothing for regular files).
-pub fn open_regular(path: &Path, write: bool) -> io::Result<fs::File> {
+/// Opens `path` without ever following a symlink (`O_NOFOLLOW`) and without blocking on a FIFO
+/// someone planted (`O_NONBLOCK`; it changes nothing for regular files), whatever it is.
+pub fn open_no_follow(path: &Path, write: bool) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .read(true)
         .write(write)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
+        .open(path)
+}
+
+/// Opens `path` only if it is a regular file (see [`open_no_follow`]).
+pub fn open_regular(path: &Path, write: bool) -> io::Result<fs::File> {
+    let file = open_no_follow(path, write)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other(format!(
             "{} is not a regular file",
@@ -295,6 +300,38 @@ pub fn open_regular(path: &Path, write: bool) -> io::Result<fs::File> {
         )));
     }
     Ok(file)
+}
+
+/// The SHA-256 state after the first `len` bytes of a regular file (all of it for `None`),
+/// streamed; with a `len`, a shorter file is an error. Only for what has no hash state in
+/// memory: a resumed upload after a restart, `sfx check`.
+pub fn hash_file(path: &Path, len: Option<u64>) -> io::Result<Sha256> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = open_regular(path, false)?.take(len.unwrap_or(u64::MAX));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                read += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(len) = len
+        && read != len
+    {
+        return Err(io::Error::other(format!(
+            "{} has {read} bytes, {len} were expected",
+            path.display()
+        )));
+    }
+    Ok(hasher)
 }
 
 fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
@@ -308,12 +345,14 @@ pub(crate) fn free_space(path: &Path) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-fn remove_entry(path: &Path) -> io::Result<()> {
+/// Removes a file, a symlink (not its target) or a directory tree; a missing path is fine.
+pub(crate) fn remove_entry(path: &Path) -> io::Result<()> {
     // symlink_metadata: never follow a link planted in our directories.
-    if fs::symlink_metadata(path)?.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

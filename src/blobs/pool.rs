@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Pool {
-    tx: Mutex<mpsc::Sender<Job>>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl Pool {
@@ -36,7 +36,7 @@ impl Pool {
                     }
                 })?;
         }
-        Ok(Arc::new(Pool { tx: Mutex::new(tx) }))
+        Ok(Arc::new(Pool { tx }))
     }
 
     /// Enough threads to hash and write on every core, and to keep the disk busy meanwhile.
@@ -46,7 +46,7 @@ impl Pool {
 
     fn spawn(&self, job: Job) {
         // Only fails when every worker is gone (the pool is being dropped): nothing to run then.
-        let _ = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(job);
+        let _ = self.tx.send(job);
     }
 }
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::marker::PhantomData;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tempfile::TempPath;
@@ -122,33 +122,23 @@ impl Shared {
         if self.stopped() {
             return;
         }
-        let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        let end = offset + batch.iter().map(|b| b.len() as u64).sum::<u64>();
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let Some(f) = file.as_ref() else { return };
-        let written = write_at(f, batch, offset);
-        let end = offset + len;
-        if written.is_ok() {
-            let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-            p.writeback.advance(f, end);
-        }
+        let result = write_at(f, batch, offset)
+            .map_err(BlobError::from)
+            .and_then(|()| {
+                let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                p.writeback.advance(f, end);
+                p.check_space(end, &self.space_dir, self.min_free)
+            });
         if self.cancelled.load(Ordering::Acquire) {
             // Abandoned while this write ran: close now rather than when the queue drains.
             file.take();
         }
         drop(file);
-        if let Err(e) = written {
-            return self.fail(e.into());
-        }
-        let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        if end >= p.next_space_check {
-            p.next_space_check = end + SPACE_CHECK_EVERY;
-            match free_space(&self.space_dir) {
-                Ok(free) if self.min_free > 0 && free < self.min_free => {
-                    self.fail(BlobError::LowSpace)
-                }
-                Ok(_) => {}
-                Err(e) => self.fail(e.into()),
-            }
+        if let Err(e) = result {
+            self.fail(e);
         }
     }
 
@@ -172,6 +162,20 @@ impl Shared {
 struct Progress {
     writeback: Writeback,
     next_space_check: u64,
+}
+
+impl Progress {
+    /// Every [`SPACE_CHECK_EVERY`] bytes: the free-space floor still holds.
+    fn check_space(&mut self, end: u64, dir: &Path, min_free: u64) -> Result<(), BlobError> {
+        if end < self.next_space_check {
+            return Ok(());
+        }
+        self.next_space_check = end + SPACE_CHECK_EVERY;
+        if min_free > 0 && free_space(dir)? < min_free {
+            return Err(BlobError::LowSpace);
+        }
+        Ok(())
+    }
 }
 
 /// Feeds a file from the async side. `T` is what [`BlobWriter::finish`] gives: [`Written`] for

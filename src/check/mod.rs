@@ -14,6 +14,7 @@
 //! bytes being written) and looks again at each problem before reporting it. `--repair` takes
 //! the data-directory lock, so it never runs beside a server.
 
+mod entry;
 mod repair;
 mod scan;
 

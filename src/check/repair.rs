@@ -4,9 +4,9 @@
 //! it takes out of service to `quarantine/` instead of deleting them: they may be the only copy
 //! of something a client was told had arrived.
 
-use super::scan::{lstat, open_nofollow};
+use super::entry::{lstat, open_nofollow};
 use super::{DELETED_BY, QUARANTINE};
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, remove_entry};
 use crate::items::ItemName;
 use crate::store::MetaStore;
 use std::fs;
@@ -165,15 +165,6 @@ impl<'a> Repairer<'a> {
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     open_nofollow(path, false)?.set_permissions(fs::Permissions::from_mode(mode))
-}
-
-/// Removes a file, a symlink (not its target) or a directory tree.
-fn remove_entry(path: &Path) -> io::Result<()> {
-    match lstat(path)? {
-        None => Ok(()),
-        Some(super::scan::Entry::Dir { .. }) => fs::remove_dir_all(path),
-        Some(_) => fs::remove_file(path),
-    }
 }
 
 fn sync_parent(path: &Path) -> io::Result<()> {

@@ -1,16 +1,16 @@
 //! Walking a data directory and holding what is there against the metadata. Never follows a
 //! symlink: entries are looked at with `lstat`, and files are opened with `O_NOFOLLOW`.
 
+use super::entry::{Entry, lstat};
 use super::repair::Fix;
 use super::{CheckError, Finding, io_err, layout};
 use crate::items::ItemName;
 use crate::store::{Item, ItemState, MetaStore};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 const DIR_MODE: u32 = 0o700;
@@ -27,94 +27,9 @@ const REGULAR_FILES: [&str; 6] = [
 /// Items read from the store at a time.
 const PAGE: u64 = 500;
 
-/// What `lstat` says is at a path.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Entry {
-    Regular {
-        len: u64,
-        mode: u32,
-        dev: u64,
-        ino: u64,
-    },
-    Dir {
-        mode: u32,
-    },
-    /// A symlink, FIFO, socket or device.
-    Other(&'static str),
-}
-
-impl Entry {
-    fn of(meta: &fs::Metadata) -> Entry {
-        let t = meta.file_type();
-        let mode = meta.mode() & 0o7777;
-        if t.is_file() {
-            Entry::Regular {
-                len: meta.len(),
-                mode,
-                dev: meta.dev(),
-                ino: meta.ino(),
-            }
-        } else if t.is_dir() {
-            Entry::Dir { mode }
-        } else if t.is_symlink() {
-            Entry::Other("a symlink")
-        } else if t.is_fifo() {
-            Entry::Other("a FIFO")
-        } else if t.is_socket() {
-            Entry::Other("a socket")
-        } else {
-            Entry::Other("a device")
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Entry::Regular { .. } => "a file",
-            Entry::Dir { .. } => "a directory",
-            Entry::Other(kind) => kind,
-        }
-    }
-}
-
-/// `lstat`, with a missing path as `None`.
-pub(super) fn lstat(path: &Path) -> io::Result<Option<Entry>> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(Some(Entry::of(&m))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Opens what must be a regular file (or, for `dir`, a directory) without following a symlink,
-/// and without blocking on a FIFO swapped in after the `lstat`.
-pub(super) fn open_nofollow(path: &Path, write: bool) -> io::Result<fs::File> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let t = file.metadata()?.file_type();
-    if t.is_file() || (!write && t.is_dir()) {
-        Ok(file)
-    } else {
-        Err(io::Error::other("not a regular file"))
-    }
-}
-
 /// SHA-256 of a file, streamed (never the whole file in memory).
 fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = open_nofollow(path, false)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hex::encode(hasher.finalize()))
+    crate::blobs::hash_file(path, None).map(|h| hex::encode(h.finalize()))
 }
 
 pub(super) struct Scan {

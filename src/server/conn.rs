@@ -96,8 +96,8 @@ fn fd_budget() -> usize {
 }
 
 /// Raises the soft open-file limit to the hard one (1024 by default under systemd, far below
-/// what thousands of connections need). Returns the limit now in force.
-pub fn raise_fd_limit() -> Option<u64> {
+/// what thousands of connections need).
+pub fn raise_fd_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
@@ -109,7 +109,6 @@ pub fn raise_fd_limit() -> Option<u64> {
             tracing::warn!(error = %e, "could not raise the open-file limit");
         }
     }
-    getrlimit(Resource::Nofile).current
 }
 
 pub(super) async fn serve_plain(

@@ -4,7 +4,7 @@
 //! has been idle longest (no request in progress) is closed to make room: silent or idle
 //! connections from many addresses cannot lock out a client that has something to send.
 
-use crate::client::client_key;
+use crate::client::{client_key, is_trusted_proxy};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,7 +109,7 @@ impl Gate {
     }
 
     pub(super) fn enter(self: &Arc<Self>, peer: IpAddr) -> Result<Place, Refusal> {
-        let key = (!self.exempt.iter().any(|n| n.contains(&peer))).then(|| client_key(peer));
+        let key = (!is_trusted_proxy(peer, &self.exempt)).then(|| client_key(peer));
         let mut c = self.counts();
         if key.is_some_and(|k| c.per_client.get(&k).copied().unwrap_or(0) >= self.max_per_client) {
             drop(c);

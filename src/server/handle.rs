@@ -3,11 +3,11 @@
 
 use super::request::accepts_json;
 use super::{AppError, Request, Response, router};
-use crate::client::client_ip;
+use crate::client::{client_ip, forwarded_https};
 use crate::state::State;
 use http::{HeaderMap, HeaderValue, header};
 use hyper::body::Incoming;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,8 +36,9 @@ pub(super) async fn handle(
     let json_errors =
         path.trim_start_matches('/').starts_with("apis/") || accepts_json(&parts.headers);
     let method = parts.method.clone();
-    let client = client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
-    let secure = tls || forwarded_https(peer.ip(), &parts.headers, &state);
+    let trusted = &state.config.trusted_proxies;
+    let client = client_ip(peer.ip(), &parts.headers, trusted);
+    let secure = tls || forwarded_https(peer.ip(), &parts.headers, trusted);
     let (route_name, result) =
         match refuse_tricks(&parts.headers).and_then(|()| router::resolve(&parts.method, &path)) {
             Ok((route, name)) => {
@@ -93,19 +94,6 @@ fn without_body(resp: &mut Response) {
             .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     *resp.body_mut() = super::response::empty();
-}
-
-/// `X-Forwarded-Proto: https` from a trusted proxy that terminated TLS.
-fn forwarded_https(peer: IpAddr, headers: &HeaderMap, state: &State) -> bool {
-    state
-        .config
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&peer))
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Framing and header tricks, refused before routing so that no handler ever sees them.

@@ -122,6 +122,7 @@ impl Limits {
             client: client_key(ip),
             exempt,
             in_flight: AtomicU64::new(0),
+            unquoted: AtomicU64::new(0),
         }
     }
 
@@ -177,6 +178,13 @@ impl Limits {
         f(w, now)
     }
 
+    /// Bytes an upload counts towards its client's quota at a time: the per-client table is
+    /// locked once a step, not once a network chunk (at most 1 MiB, and a sixteenth of the
+    /// quota, so a small quota still stops a stream close to it).
+    fn quota_step(&self) -> u64 {
+        (self.quota.bytes / 16).clamp(1, 1 << 20)
+    }
+
     /// Fails if adding `items` and `bytes` would pass the client's quota; counts them otherwise
     /// (when `count`).
     fn quota(&self, client: IpAddr, items: u64, bytes: u64, count: bool) -> Result<(), Limit> {
@@ -207,6 +215,8 @@ pub struct Account {
     client: IpAddr,
     exempt: bool,
     in_flight: AtomicU64,
+    /// Received bytes not yet counted towards the client's quota (less than a step).
+    unquoted: AtomicU64,
 }
 
 impl Account {
@@ -223,8 +233,12 @@ impl Account {
     /// Counts `n` bytes as they arrive; fails as soon as a limit is passed.
     pub fn add_bytes(&self, n: u64) -> Result<(), Limit> {
         self.limits.check_store(n)?;
-        if !self.exempt {
-            self.limits.quota(self.client, 0, n, true)?;
+        if !self.exempt && self.limits.quota.bytes > 0 {
+            let pending = self.unquoted.fetch_add(n, Ordering::AcqRel) + n;
+            if pending >= self.limits.quota_step() {
+                self.unquoted.store(0, Ordering::Release);
+                self.limits.quota(self.client, 0, pending, true)?;
+            }
         }
         self.in_flight.fetch_add(n, Ordering::AcqRel);
         self.limits.in_flight.fetch_add(n, Ordering::AcqRel);
@@ -242,6 +256,11 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
+        let rest = self.unquoted.load(Ordering::Acquire);
+        if rest > 0 {
+            self.limits
+                .with_window(self.client, |w, _| w.current.bytes += rest);
+        }
         let n = self.in_flight.load(Ordering::Acquire);
         let _ = self
             .limits

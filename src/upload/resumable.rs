@@ -7,7 +7,6 @@ use crate::items::ItemName;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -64,28 +63,9 @@ pub fn token_hash(token: &str) -> String {
 
 /// The SHA-256 state after the first `len` bytes of a partial file (used once after a restart).
 pub async fn rehash(path: PathBuf, len: u64) -> std::io::Result<Sha256> {
-    tokio::task::spawn_blocking(move || {
-        let mut file = crate::blobs::open_regular(&path, false)?.take(len);
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut read = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            read += n as u64;
-        }
-        if read != len {
-            return Err(std::io::Error::other(format!(
-                "partial file has {read} bytes, {len} were acknowledged"
-            )));
-        }
-        Ok(hasher)
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || crate::blobs::hash_file(&path, Some(len)))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]

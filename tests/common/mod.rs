@@ -73,6 +73,14 @@ pub fn write_config(dir: &Path, toml: &str) -> PathBuf {
     path
 }
 
+/// A config file for the real binary in `dir`: data in `<dir>/data`, the `top` keys, the first
+/// two test secrets, then `tables` (e.g. `[tls]`). Returns the config's path and the data dir.
+pub fn binary_config(dir: &Path, top: &str, tables: &str) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    let toml = format!("{}{top}\n{}{tables}", base_toml(&data), secrets_toml(2));
+    (write_config(dir, &toml), data)
+}
+
 /// A running sfx (the in-process [`TestServer`] or the real [`Binary`]), or just its address.
 pub trait Endpoint {
     fn addr(&self) -> SocketAddr;

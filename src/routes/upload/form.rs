@@ -146,17 +146,10 @@ async fn read_to_end(r: &Reader<'_>, mut body: SharedBody) -> Result<(), AppErro
                     "data after the closing multipart boundary".into(),
                 ));
             }
-            Err(ReceiveError::Source(_)) => {
-                return Err(AppError::BadRequest(
-                    "the request body ended before its announced length; nothing was stored".into(),
-                ));
-            }
             Err(e) => {
-                return Err(AppError::from_receive(
-                    e,
-                    "the request",
-                    |_: hyper::Error| AppError::interrupted(),
-                ));
+                return Err(AppError::from_receive(e, "the request", |_| {
+                    AppError::interrupted()
+                }));
             }
         }
     }
