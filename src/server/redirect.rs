@@ -18,7 +18,11 @@ pub(super) fn answer(state: &State, req: &http::Request<Incoming>, https_port: u
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host());
-    let target = match target_base(&state.config.public_url, host, https_port) {
+    // A default public_url is the bound address (perhaps 0.0.0.0): only a configured one names
+    // the host customers use.
+    let configured =
+        (!state.config.public_url_is_default).then_some(state.config.public_url.as_str());
+    let target = match target_base(configured, host, https_port) {
         Some(base) => format!("{base}{path}"),
         None => {
             return response::text(
@@ -45,9 +49,9 @@ pub(super) fn answer(state: &State, req: &http::Request<Incoming>, https_port: u
 /// `https://host[:port]`: the configured `public_url` when it is HTTPS, else the request's
 /// host name (if it is a plain host name, never anything that could smuggle a URL) with the
 /// HTTPS port.
-fn target_base(public_url: &str, host: Option<&str>, https_port: u16) -> Option<String> {
-    if public_url.starts_with("https://") {
-        return Some(public_url.trim_end_matches('/').to_string());
+fn target_base(public_url: Option<&str>, host: Option<&str>, https_port: u16) -> Option<String> {
+    if let Some(url) = public_url.filter(|u| u.starts_with("https://")) {
+        return Some(url.trim_end_matches('/').to_string());
     }
     let host = host?;
     // The host without its port: `name:80`, `[v6]:80`.
@@ -75,22 +79,27 @@ mod tests {
     #[test]
     fn targets() {
         assert_eq!(
-            target_base("https://sfx.example.com/", Some("evil"), 8443).unwrap(),
+            target_base(Some("https://sfx.example.com/"), Some("evil"), 8443).unwrap(),
             "https://sfx.example.com"
         );
         assert_eq!(
-            target_base("http://127.0.0.1:8000", Some("sfx.example.com"), 443).unwrap(),
+            target_base(Some("http://127.0.0.1:8000"), Some("sfx.example.com"), 443).unwrap(),
             "https://sfx.example.com"
         );
         assert_eq!(
-            target_base("http://x", Some("sfx.example.com:80"), 8443).unwrap(),
+            target_base(Some("http://x"), Some("sfx.example.com:80"), 8443).unwrap(),
             "https://sfx.example.com:8443"
         );
         assert_eq!(
-            target_base("http://x", Some("[::1]:80"), 8443).unwrap(),
+            target_base(Some("http://x"), Some("[::1]:80"), 8443).unwrap(),
             "https://[::1]:8443"
         );
-        assert_eq!(target_base("http://x", Some("a/b@evil"), 443), None);
-        assert_eq!(target_base("http://x", None, 443), None);
+        assert_eq!(target_base(Some("http://x"), Some("a/b@evil"), 443), None);
+        assert_eq!(target_base(Some("http://x"), None, 443), None);
+        assert_eq!(
+            target_base(None, Some("sfx.example.com"), 443).unwrap(),
+            "https://sfx.example.com",
+            "an unconfigured public_url (the bound address) is not used"
+        );
     }
 }
