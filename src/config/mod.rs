@@ -53,6 +53,9 @@ pub struct Config {
     pub max_file_size: u64,
     pub max_request_size: u64,
     pub max_files_per_request: usize,
+    /// Size of the chunks the browser uploader and `/+client.sh` send (one request each), small
+    /// enough to pass proxies that cap request bodies.
+    pub upload_chunk_size: u64,
     /// Uploads in progress at once, in total and from one client address (IPv6: one /64).
     pub max_concurrent_uploads: usize,
     pub max_uploads_per_client: usize,
@@ -102,6 +105,7 @@ struct RawConfig {
     max_file_size: Option<String>,
     max_request_size: Option<String>,
     max_files_per_request: Option<usize>,
+    upload_chunk_size: Option<String>,
     max_concurrent_uploads: Option<usize>,
     max_uploads_per_client: Option<usize>,
     min_free_space: Option<String>,
@@ -189,6 +193,17 @@ fn field<T>(
     parse(text).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
 }
 
+/// `upload_chunk_size`: 50 MiB by default; at least 64 KiB so a chunk is worth a request.
+fn chunk_size(value: Option<String>) -> Result<u64, ConfigError> {
+    let size = field(value, "50MiB", "upload_chunk_size", parse_size)?;
+    if size < 64 << 10 {
+        return Err(ConfigError::Invalid(
+            "upload_chunk_size: must be at least 64KiB".into(),
+        ));
+    }
+    Ok(size)
+}
+
 fn address(text: &str, key: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| {
         ConfigError::Invalid(format!(
@@ -254,6 +269,7 @@ impl RawConfig {
             max_file_size,
             max_request_size,
             max_files_per_request: self.max_files_per_request.unwrap_or(100).max(1),
+            upload_chunk_size: chunk_size(self.upload_chunk_size)?,
             max_concurrent_uploads: self.max_concurrent_uploads.unwrap_or(1024).max(1),
             max_uploads_per_client: self.max_uploads_per_client.unwrap_or(32).max(1),
             min_free_space: field(self.min_free_space, "1GiB", "min_free_space", parse_size)?,
