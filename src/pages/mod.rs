@@ -43,6 +43,10 @@ pub struct IndexPage {
     pub max_file_size: String,
     pub max_lifetime: String,
     pub host: String,
+    /// Bytes per tus PATCH of the browser uploader (`upload_chunk_size`), for its script.
+    pub upload_chunk_size: u64,
+    /// `max_file_size` in bytes, so that the script refuses a too large file before sending it.
+    pub max_file_bytes: u64,
 }
 
 #[derive(Template)]

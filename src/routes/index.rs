@@ -42,6 +42,8 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
         max_file_size: human_size(state.config.max_file_size),
         max_lifetime: describe(state.config.max_lifetime),
         host,
+        upload_chunk_size: state.config.upload_chunk_size,
+        max_file_bytes: state.config.max_file_size,
     };
     Ok(response::html(StatusCode::OK, render(&page)))
 }

@@ -8,8 +8,10 @@ use serde::Serialize;
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub type Response = http::Response<Body>;
 
-/// Pages load nothing from elsewhere, run no script and cannot be framed.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Pages load nothing from elsewhere and cannot be framed; their only scripts are our own files
+/// (no inline script or style), the upload page's tus requests go to this origin, and its
+/// hashing worker (our file) may compile the vendored SHA-256 wasm.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
