@@ -38,7 +38,10 @@ const SCRIPT_CSP: &str =
 
 /// The asset's canonical name, if we have it.
 pub fn find(file: &str) -> Option<&'static str> {
-    ASSETS.iter().find(|(name, _, _)| *name == file).map(|a| a.0)
+    ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .map(|a| a.0)
 }
 
 pub fn serve(file: &'static str, _req: &Request) -> Result<Response, AppError> {

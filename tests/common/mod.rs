@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 mod binary;
+mod chromium;
 mod http;
+mod proxy;
 mod python;
 mod raw;
 mod receiver;
@@ -14,7 +16,9 @@ mod wait;
 
 // Each test binary uses a subset.
 #[allow(unused_imports)]
-pub use {binary::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*};
+pub use {
+    binary::*, chromium::*, http::*, proxy::*, python::*, raw::*, receiver::*, tls::*, wait::*,
+};
 
 use base64::Engine;
 use sha2::Digest;
