@@ -265,7 +265,7 @@
       } else if (this.localSha === this.serverSha) {
         if (this.state === 'verified') return;
         this.state = 'verified';
-        this.message = 'Uploaded and verified: the server has the same SHA-256.';
+        this.message = 'the server has the same SHA-256.';
         announce(this.file.name + ': uploaded and verified.');
         addReceipt(this);
       } else {

@@ -49,7 +49,7 @@ async fn wait_for_states(c: &Client, names: &[&str], state: &str, timeout: Durat
             .all(|n| rows.iter().any(|r| r.0 == *n && r.1 == state));
         if rows
             .iter()
-            .any(|r| r.1 == "mismatch" || r.1 == "error" && names.contains(&r.0.as_str()))
+            .any(|r| r.1 == "mismatch" || (r.1 == "error" && names.contains(&r.0.as_str())))
         {
             panic!("an upload failed: {rows:?}");
         }
@@ -127,6 +127,42 @@ async fn watch_csp(c: &Client) {
     .expect("watch CSP");
 }
 
+async fn scroll_to(c: &Client, css: &str) {
+    c.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+        vec![serde_json::json!(css)],
+    )
+    .await
+    .expect("scroll");
+}
+
+/// The bytes the page shows as sent for `name` (its progress bar).
+async fn progress_of(c: &Client, name: &str) -> f64 {
+    c.execute(
+        "const li = Array.from(document.querySelectorAll('ul.transfers li.transfer'))
+             .find(li => li.dataset.name === arguments[0]);
+         return li ? li.querySelector('progress').value : -1;",
+        vec![serde_json::json!(name)],
+    )
+    .await
+    .expect("progress")
+    .as_f64()
+    .expect("a number")
+}
+
+/// Logs in as the customer at `base` and waits for the script-enhanced upload form.
+async fn login(c: &Client, base: &str) {
+    c.goto(&format!("{base}/")).await.expect("open /");
+    c.find(Locator::Css("header.top input[type=password][name=token]"))
+        .await
+        .expect("password field")
+        .send_keys(CUSTOMER)
+        .await
+        .expect("type");
+    click(c, "header.top .login button[type=submit]").await;
+    wait_for(c, "form.upload.tus[data-chunk-size]").await;
+}
+
 async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
@@ -168,14 +204,7 @@ async fn tus_uploads_survive_outage_and_reload_in_chromium() {
         .sum();
 
     // ---- log in (through the proxy: the page, its scripts and tus all go through it) ----
-    c.goto(&format!("{base}/")).await.expect("open /");
-    c.find(Locator::Css("header.top input[type=password][name=token]"))
-        .await
-        .expect("password field")
-        .send_keys(CUSTOMER)
-        .await
-        .expect("type");
-    click(&c, "header.top .login button[type=submit]").await;
+    login(&c, &base).await;
     let form = wait_for(&c, "form.upload.tus[data-chunk-size]").await;
     assert_eq!(
         form.attr("data-chunk-size").await.unwrap().as_deref(),
@@ -235,6 +264,7 @@ async fn tus_uploads_survive_outage_and_reload_in_chromium() {
         .await
         .unwrap();
     assert!(text.contains("Reconnecting"), "{text}");
+    scroll_to(&c, "li.transfer[data-name='core.dump']").await;
     save_screenshot(&c, "tus-3-reconnecting.png").await;
     wait_until("the outage ends", Duration::from_secs(10), || proxy.is_up()).await;
     // The two small files finish; the big one carries on after the outage.
@@ -310,6 +340,7 @@ async fn tus_uploads_survive_outage_and_reload_in_chromium() {
         .await
         .unwrap();
     assert!(stats.contains("continued from"), "{stats}");
+    scroll_to(&c, "section.tus-receipt").await;
     save_screenshot(&c, "tus-5-verified.png").await;
 
     // ---- bytes: nothing restarted from zero ----
@@ -359,6 +390,142 @@ async fn tus_uploads_survive_outage_and_reload_in_chromium() {
     assert_eq!(srv.item_names().len(), 3, "no stray items");
 
     // The page's CSP held: no violation since the page loaded.
+    let violations = c
+        .execute("return window.__cspViolations || [];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(violations, serde_json::json!([]), "CSP violations");
+
+    c.close().await.expect("close session");
+    drop(driver);
+    drop(proxy);
+    srv.stop().await;
+}
+
+/// Pause (the bytes stop), Resume from the keyboard (focus was moved to it), Cancel (terminated:
+/// no item), and a corrupting middlebox: the SHA-256 differs and the page says so loudly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_cancel_and_mismatch_in_chromium() {
+    if !chromium_available() {
+        return;
+    }
+    let srv = TestServer::start_with("upload_chunk_size = \"4MiB\"").await;
+    let proxy = CutProxy::start(srv.addr).await;
+    proxy.set_rate(8 << 20);
+    let base = format!("http://{}", proxy.addr);
+    let driver = ChromeDriver::start().await;
+    let c = driver.session(true).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = random_file(dir.path(), "big.bin", 40 * MIB, 21);
+    let other = random_file(dir.path(), "other.bin", 30 * MIB, 22);
+    let bad = random_file(dir.path(), "bad.bin", 2 * MIB + 3, 23);
+
+    login(&c, &base).await;
+    watch_csp(&c).await;
+    pick(&c, &[&big, &other]).await;
+    wait_for(&c, "ul.queue li.transfer[data-name='other.bin']").await;
+    click(&c, "form.upload button[type=submit]").await;
+    eventually("big.bin under way", WAIT, async || {
+        let p = progress_of(&c, "big.bin").await;
+        if p > (4 << 20) as f64 {
+            Ok(())
+        } else {
+            Err(format!("{p}"))
+        }
+    })
+    .await;
+
+    // Pause: the state says so, focus is on Resume, and no more bytes go.
+    click(&c, "li.transfer[data-name='big.bin'] button.pause").await;
+    wait_for(&c, "li.transfer[data-name='big.bin'][data-state=paused]").await;
+    let focused = c
+        .active_element()
+        .await
+        .expect("focus")
+        .attr("class")
+        .await
+        .unwrap();
+    assert_eq!(focused.as_deref(), Some("resume"), "focus after Pause");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused_at = progress_of(&c, "big.bin").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        progress_of(&c, "big.bin").await,
+        paused_at,
+        "bytes moved while paused"
+    );
+
+    // Cancel the other file: terminated on the server.
+    click(&c, "li.transfer[data-name='other.bin'] button.cancel").await;
+    wait_for(
+        &c,
+        "li.transfer[data-name='other.bin'][data-state=cancelled]",
+    )
+    .await;
+
+    // Resume with the keyboard (Enter on the focused Resume button).
+    c.find(Locator::Css(
+        "li.transfer[data-name='big.bin'] button.resume",
+    ))
+    .await
+    .unwrap()
+    .send_keys("\u{E007}")
+    .await
+    .expect("Enter");
+    proxy.set_rate(0);
+    wait_for_states(&c, &["big.bin"], "verified", Duration::from_secs(60)).await;
+    assert!(progress_of(&c, "big.bin").await >= paused_at);
+
+    // A middlebox flips a byte: the server stores other bytes, and the page cries out.
+    proxy.corrupt_once();
+    pick(&c, &[&bad]).await;
+    wait_for(&c, "ul.queue li.transfer[data-name='bad.bin']").await;
+    click(&c, "form.upload button[type=submit]").await;
+    let state = wait_for(
+        &c,
+        "li.transfer[data-name='bad.bin'][data-state=mismatch] .state",
+    )
+    .await;
+    let text = state.text().await.unwrap();
+    assert!(text.contains("SHA-256 MISMATCH"), "{text}");
+    assert_eq!(state.attr("role").await.unwrap().as_deref(), Some("alert"));
+    let alert = c
+        .find(Locator::Css("#upload-alert"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        alert.contains("bad.bin") && alert.contains("MISMATCH"),
+        "{alert}"
+    );
+    // The receipt lists only what was verified.
+    let receipt = receipt_rows(&c).await;
+    assert_eq!(receipt.len(), 1, "{receipt:?}");
+    assert_eq!(receipt[0][1], "big.bin");
+    assert_eq!(receipt[0][3], external_sha256(&big));
+
+    // On a phone-sized screen.
+    c.set_window_size(390, 844).await.expect("resize");
+    scroll_to(&c, "li.transfer[data-name='bad.bin']").await;
+    save_screenshot(&c, "tus-6-phone-mismatch.png").await;
+
+    // The server: big.bin stored right; other.bin cancelled (no item); bad.bin differs.
+    let names = srv.item_names();
+    assert_eq!(names.len(), 2, "items: {names:?}");
+    let items: Vec<_> = names.iter().filter_map(|n| srv.item(n)).collect();
+    let stored = items
+        .iter()
+        .find(|i| i.filename == "big.bin")
+        .expect("big.bin");
+    assert_eq!(stored.sha256, external_sha256(&big));
+    let corrupt = items
+        .iter()
+        .find(|i| i.filename == "bad.bin")
+        .expect("bad.bin");
+    assert_ne!(corrupt.sha256, external_sha256(&bad));
+    assert!(!items.iter().any(|i| i.filename == "other.bin"));
     let violations = c
         .execute("return window.__cspViolations || [];", vec![])
         .await

@@ -3,7 +3,7 @@
 //! can cut every live connection and refuse new ones for a while (a network outage).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +23,8 @@ struct Shared {
     forwarded_up: AtomicU64,
     /// Upstream bytes per second, all connections together; 0: unlimited.
     rate: AtomicU64,
+    /// Set by `corrupt_once`: the next full read forwarded upstream has its last byte flipped.
+    corrupt: AtomicBool,
     net: Mutex<Net>,
 }
 
@@ -56,6 +58,7 @@ impl CutProxy {
             upstream,
             forwarded_up: AtomicU64::new(0),
             rate: AtomicU64::new(0),
+            corrupt: AtomicBool::new(false),
             net: Mutex::new(Net {
                 generation: CancellationToken::new(),
                 down_until: None,
@@ -90,6 +93,12 @@ impl CutProxy {
         self.shared.rate.store(bytes_per_sec, Ordering::SeqCst);
     }
 
+    /// A corrupting middlebox: flips one byte of the next full 64 KiB read from a client (the
+    /// last byte: body data, past any request head), then forwards faithfully again.
+    pub fn corrupt_once(&self) {
+        self.shared.corrupt.store(true, Ordering::SeqCst);
+    }
+
     /// An outage: ends every live connection now, and closes new ones for `down_for`.
     pub fn cut(&self, down_for: Duration) {
         let mut net = self.shared.net.lock().expect("proxy state");
@@ -120,6 +129,9 @@ async fn pipe(s: Arc<Shared>, client: TcpStream, token: CancellationToken) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if n == buf.len() && s.corrupt.swap(false, Ordering::SeqCst) {
+                buf[n - 1] ^= 0x55;
+            }
             throttle(&s, n).await;
             if sw.write_all(&buf[..n]).await.is_err() {
                 break;
