@@ -6,7 +6,7 @@ use crate::auth::AuthError;
 use crate::blobs::BlobError;
 use crate::items::MaxLifeError;
 use crate::store::StoreError;
-use crate::upload::{Limit, ReceiveError};
+use crate::upload::{Limit, ReceiveError, UploadError};
 use http::{HeaderValue, StatusCode, header};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,12 @@ pub enum AppError {
     TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
     NotImplemented(String),
+    /// tus's `460 Checksum Mismatch`.
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// `423 Locked`: another request holds the resource (tus clients retry it).
+    #[error("{0}")]
+    Locked(String),
     /// Sent with `Retry-After`.
     #[error("{0}")]
     Busy(String),
@@ -63,6 +69,10 @@ impl AppError {
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            AppError::ChecksumMismatch(_) => {
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            AppError::Locked(_) => StatusCode::LOCKED,
             AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -220,6 +230,34 @@ impl AppError {
             ),
             ReceiveError::Limit(l) => l.into(),
             ReceiveError::Source(e) => source(e),
+        }
+    }
+}
+
+impl From<UploadError> for AppError {
+    fn from(e: UploadError) -> Self {
+        let message = e.to_string();
+        match e {
+            UploadError::UnknownUpload => AppError::NotFound,
+            UploadError::NotOwner => AppError::Forbidden(message),
+            UploadError::Completed | UploadError::Busy | UploadError::OffsetMismatch { .. } => {
+                AppError::Conflict(message)
+            }
+            UploadError::TooLarge { .. } | UploadError::BeyondLength { .. } => {
+                AppError::TooLarge(message)
+            }
+            UploadError::BadLength(_)
+            | UploadError::ShortBody { .. }
+            | UploadError::BadEncoding(_)
+            | UploadError::BadText(_) => AppError::BadRequest(message),
+            UploadError::ChecksumMismatch => AppError::ChecksumMismatch(message),
+            UploadError::Idle(_) | UploadError::TooSlow => AppError::Timeout(message),
+            UploadError::Interrupted => AppError::interrupted(),
+            UploadError::NoSpace => AppError::InsufficientStorage(message),
+            UploadError::Limit(l) => l.into(),
+            UploadError::Blob(b) => b.into(),
+            UploadError::Store(s) => s.into(),
+            UploadError::Internal(detail) => AppError::Internal(detail),
         }
     }
 }
