@@ -9,6 +9,15 @@ use crate::store::StoreError;
 use crate::upload::{Limit, ReceiveError, UploadError};
 use http::{HeaderValue, StatusCode, header};
 
+/// How an error is told: JSON under `/apis/` (and to clients asking for it), plain text to
+/// the upload protocols' clients (tus, IETF, PUT), an HTML page to browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    Json,
+    Text,
+    Html,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
@@ -23,6 +32,8 @@ pub enum AppError {
     Timeout(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -61,6 +72,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RangeNotSatisfiable { .. } | AppError::UnsupportedRange(_) => {
@@ -91,6 +103,14 @@ impl AppError {
 
     /// Builds the response; `json` selects the API error format.
     pub fn into_response(self, json: bool) -> Response {
+        self.into_response_as(if json {
+            ErrorFormat::Json
+        } else {
+            ErrorFormat::Html
+        })
+    }
+
+    pub fn into_response_as(self, format: ErrorFormat) -> Response {
         let status = self.status();
         match &self {
             AppError::Internal(detail) => tracing::error!(%detail, "request failed"),
@@ -98,13 +118,13 @@ impl AppError {
             e => tracing::debug!(error = %e, "request refused"),
         }
         let message = self.to_string();
-        let mut resp = if json {
-            response::json(
+        let mut resp = match format {
+            ErrorFormat::Json => response::json(
                 status,
                 &serde_json::json!({ "error": { "code": status.as_u16(), "message": message } }),
-            )
-        } else {
-            response::html(status, crate::pages::error_page(status, &message))
+            ),
+            ErrorFormat::Text => response::text(status, format!("{message}\n")),
+            ErrorFormat::Html => response::html(status, crate::pages::error_page(status, &message)),
         };
         let headers = resp.headers_mut();
         match self {

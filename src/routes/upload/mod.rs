@@ -5,6 +5,7 @@
 //! temp files; only when the whole request has been read and checked are the items committed.
 
 mod form;
+pub mod put;
 mod receipt;
 
 pub use receipt::receipt_page;
