@@ -26,6 +26,33 @@ async fn call(args: &[&str]) -> (u16, String, String) {
     (code, head, body)
 }
 
+/// An IETF append: `body` is a curl `--data-binary` argument.
+async fn append(
+    url: &str,
+    interop: &str,
+    offset: usize,
+    complete: bool,
+    body: &str,
+) -> (u16, String, String) {
+    let complete = if complete { "?1" } else { "?0" };
+    call(&[
+        "-X",
+        "PATCH",
+        "-H",
+        interop,
+        "-H",
+        "Content-Type: application/partial-upload",
+        "-H",
+        &format!("Upload-Offset: {offset}"),
+        "-H",
+        &format!("Upload-Complete: {complete}"),
+        "--data-binary",
+        body,
+        url,
+    ])
+    .await
+}
+
 fn part(dir: &std::path::Path, name: &str, data: &[u8]) -> String {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap();
@@ -87,22 +114,7 @@ async fn create_then_append_in_every_interop_version() {
         );
 
         let body_a = part(dir.path(), "a", a);
-        let (code, head, _) = call(&[
-            "-X",
-            "PATCH",
-            "-H",
-            &interop,
-            "-H",
-            "Content-Type: application/partial-upload",
-            "-H",
-            "Upload-Offset: 0",
-            "-H",
-            "Upload-Complete: ?0",
-            "--data-binary",
-            &body_a,
-            &url,
-        ])
-        .await;
+        let (code, head, _) = append(&url, &interop, 0, false, &body_a).await;
         assert_eq!(code, 204, "{head}");
         assert_eq!(
             header_value(&head, "upload-offset"),
@@ -111,22 +123,7 @@ async fn create_then_append_in_every_interop_version() {
 
         // A wrong offset: 409 with the draft's problem document telling the right one.
         let body_b = part(dir.path(), "b", b);
-        let (code, head, body) = call(&[
-            "-X",
-            "PATCH",
-            "-H",
-            &interop,
-            "-H",
-            "Content-Type: application/partial-upload",
-            "-H",
-            "Upload-Offset: 5",
-            "-H",
-            "Upload-Complete: ?1",
-            "--data-binary",
-            &body_b,
-            &url,
-        ])
-        .await;
+        let (code, head, body) = append(&url, &interop, 5, true, &body_b).await;
         assert_eq!(code, 409, "{head}");
         let doc: serde_json::Value = serde_json::from_str(&body).expect("problem JSON");
         assert_eq!(doc["expected-offset"], a.len() as u64);
@@ -142,22 +139,7 @@ async fn create_then_append_in_every_interop_version() {
             Some(a.len().to_string())
         );
 
-        let (code, head, _) = call(&[
-            "-X",
-            "PATCH",
-            "-H",
-            &interop,
-            "-H",
-            "Content-Type: application/partial-upload",
-            "-H",
-            &format!("Upload-Offset: {}", a.len()),
-            "-H",
-            "Upload-Complete: ?1",
-            "--data-binary",
-            &body_b,
-            &url,
-        ])
-        .await;
+        let (code, head, _) = append(&url, &interop, a.len(), true, &body_b).await;
         assert_eq!(code, 200, "{head}");
         assert_eq!(
             header_value(&head, "upload-complete").as_deref(),
@@ -171,20 +153,7 @@ async fn create_then_append_in_every_interop_version() {
         assert_eq!(std::fs::read(srv.stored_path(&name)).unwrap(), data);
 
         // Appending to a finished upload is refused with the draft's problem type.
-        let (code, _, body) = call(&[
-            "-X",
-            "PATCH",
-            "-H",
-            &interop,
-            "-H",
-            &format!("Upload-Offset: {}", data.len()),
-            "-H",
-            "Upload-Complete: ?1",
-            "--data-binary",
-            "",
-            &url,
-        ])
-        .await;
+        let (code, _, body) = append(&url, &interop, data.len(), true, "").await;
         assert_eq!(code, 400);
         assert!(body.contains("completed-upload"), "{body}");
     }

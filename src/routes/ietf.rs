@@ -11,8 +11,10 @@
 //! `Upload-Limit`, before the body is read.
 
 use super::require;
-use super::resumable::{default_expiry, insert_receipt, number, path_token, set, uploader};
-use crate::auth::{Permission, Principal};
+use super::resumable::{
+    default_expiry, drop_failed_creation, insert_receipt, number, path_token, set, uploader,
+};
+use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ItemState, Transaction};
@@ -109,23 +111,14 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     let location = format!("/+resumable/{token}");
     let progress = match append(state, req, &tx, 0, total, complete, &ticket).await {
         Ok(p) => p,
-        Err(e) => return Err(failed_creation(state, &tx, &who, e).await),
+        Err(e) => {
+            drop_failed_creation(state, &tx, &who, &e).await;
+            return Err(e.into());
+        }
     };
     let mut resp = answer(state, StatusCode::CREATED, v, &progress);
     set(resp.headers_mut(), "location", &location);
     Ok(resp)
-}
-
-async fn failed_creation(
-    state: &State,
-    tx: &Transaction,
-    who: &Principal,
-    e: UploadError,
-) -> AppError {
-    if !matches!(e, UploadError::Interrupted | UploadError::Idle(_)) {
-        let _ = state.engine.cancel(tx, who.label_or_anonymous()).await;
-    }
-    e.into()
 }
 
 /// `HEAD`, `PATCH`, `DELETE` on `/+resumable/<token>`; `OPTIONS` gives the limits.
