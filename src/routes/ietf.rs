@@ -18,6 +18,7 @@ use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ItemState, Transaction};
+use crate::upload::engine::{clean_comment, clean_reference};
 use crate::upload::{Chunk, Encoding, NewUpload, Progress, Ticket, UploadError};
 use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::BodyDataStream;
@@ -104,8 +105,9 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         content_type,
         total,
         expires_at: default_expiry(state),
-        reference: None,
-        comment: None,
+        // As for PUT: the draft has no metadata fields of its own.
+        reference: clean_reference(req.query("reference").as_deref())?,
+        comment: clean_comment(req.query("comment").as_deref())?,
     };
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+resumable/{token}");
