@@ -510,6 +510,18 @@ async fn pause_resume_cancel_and_mismatch_in_chromium() {
     c.set_window_size(390, 844).await.expect("resize");
     scroll_to(&c, "li.transfer[data-name='bad.bin']").await;
     save_screenshot(&c, "tus-6-phone-mismatch.png").await;
+    // Nothing is wider than the screen (the receipt table scrolls in its own box).
+    let wide = c
+        .execute(
+            "return Array.from(document.querySelectorAll('body *'))
+                .filter(e => !e.closest('.table-wrap')
+                    && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+                .map(e => e.tagName + '.' + e.className);",
+            vec![],
+        )
+        .await
+        .expect("layout");
+    assert_eq!(wide, serde_json::json!([]), "wider than a phone's screen");
 
     // The server: big.bin stored right; other.bin cancelled (no item); bad.bin differs.
     let names = srv.item_names();
