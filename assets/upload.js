@@ -604,6 +604,12 @@
     const comment = form.elements.comment.value.trim();
     if (reference) metadata.reference = reference;
     if (comment) metadata.comment = comment;
+    // The form's lifetime fields under their form names; the tus endpoint does not read them
+    // yet (its uploads get default_lifetime), and ignores unknown keys as tus allows.
+    const life = form.elements['maxlife-value'];
+    const unit = form.elements['maxlife-unit'];
+    if (life && life.value) metadata['maxlife-value'] = life.value;
+    if (unit && unit.value) metadata['maxlife-unit'] = unit.value;
     transfersSection.hidden = false;
     for (const t of ready) {
       const i = queued.indexOf(t);
