@@ -228,7 +228,7 @@ impl RawConfig {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let max_file_size = field(self.max_file_size, "10GiB", "max_file_size", parse_size)?;
+        let max_file_size = field(self.max_file_size, "50GiB", "max_file_size", parse_size)?;
         if max_file_size == 0 {
             return Err(ConfigError::Invalid(
                 "max_file_size: must be more than zero".into(),
@@ -378,7 +378,7 @@ mod tests {
         let c = Config::embedded();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
         assert_eq!(c.data_dir, PathBuf::from("sfx-data"));
-        assert_eq!(c.max_file_size, 10 << 30);
+        assert_eq!(c.max_file_size, 50 << 30);
         assert!(c.secrets.is_none());
     }
 

@@ -36,7 +36,7 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
     }
     let len = req.content_length();
     if let Some(len) = len {
-        admit(state, len)?;
+        admit(state, len).await?;
     }
     let account = state
         .limits
@@ -112,21 +112,14 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
 }
 
 /// Early checks from `Content-Length` alone.
-fn admit(state: &State, len: u64) -> Result<(), AppError> {
-    let config = &state.config;
-    if len > config.max_request_size {
+async fn admit(state: &State, len: u64) -> Result<(), AppError> {
+    let max = state.config.max_request_size;
+    if len > max {
         return Err(AppError::TooLarge(format!(
-            "the upload ({len} bytes) is larger than the limit of {} bytes; nothing was stored",
-            config.max_request_size
+            "the upload ({len} bytes) is larger than the limit of {max} bytes; nothing was stored"
         )));
     }
-    let free = state.blobs.free_space()?;
-    if free.saturating_sub(len) < config.min_free_space {
-        return Err(AppError::InsufficientStorage(
-            "not enough free space on the server for this upload".into(),
-        ));
-    }
-    Ok(())
+    Ok(state.engine.check_free(len).await?)
 }
 
 /// bepasty's answer (302 to the first item, with a receipt body for curl to print), a JSON

@@ -3,7 +3,7 @@
 //! the whole batch visible at once. Until that commit nothing is listed; if it fails, the
 //! published blobs are removed again.
 
-use super::{Engine, NAME_ATTEMPTS, UploadError};
+use super::{Engine, NAME_ATTEMPTS, UploadError, no_free_name};
 use crate::audit::AuditEvent;
 use crate::blobs::{BlobStore, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
@@ -107,19 +107,13 @@ impl<B: BlobStore> Engine<B> {
     /// Publishes a staged blob under a fresh, never-used name.
     async fn place(&self, mut blob: B::Blob) -> Result<ItemName, UploadError> {
         for _ in 0..NAME_ATTEMPTS {
-            let name = ItemName::random()?;
-            let n = name.clone();
-            if blocking(&self.store, move |s| s.name_used(&n)).await? {
-                continue;
-            }
+            let name = self.unused_name().await?;
             match self.blobs.publish(blob, &name).await? {
                 Ok(()) => return Ok(name),
                 // A blob of that name exists (an orphan): keep this one, try another name.
                 Err(back) => blob = back,
             }
         }
-        Err(UploadError::Internal(
-            "could not find a free item name".into(),
-        ))
+        Err(no_free_name())
     }
 }

@@ -72,6 +72,10 @@ pub struct NewUpload {
     pub comment: Option<String>,
 }
 
+fn no_free_name() -> UploadError {
+    UploadError::Internal("could not find a free item name".into())
+}
+
 impl<B: BlobStore> Engine<B> {
     pub fn new(
         store: Arc<dyn MetaStore>,
@@ -103,6 +107,11 @@ impl<B: BlobStore> Engine<B> {
                 limit: self.settings.max_file_size,
             });
         }
+        self.check_free(size).await
+    }
+
+    /// Refuses what would leave less than `min_free_space` in the blob store.
+    pub async fn check_free(&self, size: u64) -> Result<(), UploadError> {
         let free = self.blobs.free_space().await?;
         if free.saturating_sub(size) < self.settings.min_free_space {
             return Err(UploadError::NoSpace);
@@ -123,6 +132,7 @@ impl<B: BlobStore> Engine<B> {
         let now = crate::now();
         let (token, hash) = new_token()?;
         let mut item = Item {
+            // Set by the name that is claimed below.
             name: ItemName::random()?,
             filename: String::new(),
             content_type,
@@ -139,19 +149,17 @@ impl<B: BlobStore> Engine<B> {
             comment: new.comment,
         };
         for _ in 0..NAME_ATTEMPTS {
-            item.name = ItemName::random()?;
-            let n = item.name.clone();
-            if blocking(&self.store, move |s| s.name_used(&n)).await? {
-                continue;
-            }
-            match self.blobs.create_partial(&item.name).await {
+            let name = self.unused_name().await?;
+            match self.blobs.create_partial(&name).await {
                 Ok(()) => {}
+                // A blob of that name exists (an orphan): try another name.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e.into()),
             }
             item.filename = filename
                 .clone()
-                .unwrap_or_else(|| fallback_filename(item.name.as_str(), &item.content_type));
+                .unwrap_or_else(|| fallback_filename(name.as_str(), &item.content_type));
+            item.name = name;
             let (it, h, total) = (item.clone(), hash.clone(), new.total);
             if let Err(e) = blocking(&self.store, move |s| s.begin_upload(&it, &h, total)).await {
                 let _ = self.blobs.remove(&item.name).await;
@@ -164,9 +172,19 @@ impl<B: BlobStore> Engine<B> {
             };
             return Ok((tx, token));
         }
-        Err(UploadError::Internal(
-            "could not find a free item name".into(),
-        ))
+        Err(no_free_name())
+    }
+
+    /// A random item name never used before (deleted names are never handed out again).
+    async fn unused_name(&self) -> Result<ItemName, UploadError> {
+        for _ in 0..NAME_ATTEMPTS {
+            let name = ItemName::random()?;
+            let n = name.clone();
+            if !blocking(&self.store, move |s| s.name_used(&n)).await? {
+                return Ok(name);
+            }
+        }
+        Err(no_free_name())
     }
 
     /// The upload of a token, if `owner` (a credential's label) created it.
