@@ -6,8 +6,8 @@
 
 mod binary;
 mod chromium;
+mod cut_proxy;
 mod http;
-mod proxy;
 mod python;
 mod raw;
 mod receiver;
@@ -17,7 +17,7 @@ mod wait;
 // Each test binary uses a subset.
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, http::*, proxy::*, python::*, raw::*, receiver::*, tls::*, wait::*,
+    binary::*, chromium::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*,
 };
 
 use base64::Engine;
