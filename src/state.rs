@@ -2,13 +2,13 @@
 
 use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, LocalBlobs};
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
 use crate::lock::{DataDirLock, LockError};
-use crate::store::{MetaStore, SqliteStore, StoreError, blocking};
-use crate::upload::{Admission, AdmissionLimits, Limits, QuotaLimits, Resumable};
-use base64::Engine;
+use crate::store::{MetaStore, SqliteStore, StoreError};
+use crate::upload::{Admission, AdmissionLimits, Engine, Limits, QuotaLimits, Settings};
+use base64::Engine as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,13 +33,18 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupErro
     move |source| StartupError::Io { what, source }
 }
 
+/// The blob store behind the upload engine.
+pub type Blobs = LocalBlobs;
+/// A staged (durable, not yet published) blob of [`Blobs`].
+pub type Blob = <Blobs as BlobStore>::Blob;
+
 pub struct State {
     pub config: Config,
     pub store: Arc<dyn MetaStore>,
-    pub blobs: BlobStore,
+    pub blobs: LocalBlobs,
     pub auth: Auth,
-    /// Running hashes of incomplete REST uploads.
-    pub resumable: Resumable,
+    /// The upload engine every upload route goes through.
+    pub engine: Engine<Blobs>,
     /// Slots of uploads in progress.
     pub uploads: Arc<Admission>,
     /// Per-client quotas and the store's total size.
@@ -77,7 +82,7 @@ impl State {
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
         let audit =
             Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
-        let blobs = BlobStore::open(&dir).map_err(io_err("cannot open the file store"))?;
+        let blobs = LocalBlobs::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
         let released = store.release_alert_leases(crate::now())?;
         if released > 0 {
@@ -108,13 +113,25 @@ impl State {
             audit: audit.clone(),
         };
         audit.record_blocking(AuditEvent::startup());
+        let engine = Engine::new(
+            Arc::clone(&store),
+            blobs.clone(),
+            Arc::clone(&limits),
+            audit.clone(),
+            Settings {
+                max_file_size: config.max_file_size,
+                min_free_space: config.min_free_space,
+                batch_window: config.batch_window,
+                idle_timeout: config.upload_idle_timeout,
+            },
+        );
         Ok((
             State {
                 config,
                 store,
                 blobs,
                 auth,
-                resumable: Resumable::default(),
+                engine,
                 uploads,
                 limits,
                 audit,
@@ -124,38 +141,9 @@ impl State {
         ))
     }
 
-    /// Hides an item, then removes its file. A crash in between leaves an orphan file, which
-    /// start-up removes. On a full disk the metadata store cannot record even that: the
-    /// reserve file is given up for it, and made again once there is room.
+    /// Hides an item, then removes its bytes (see [`Engine::delete`]).
     pub async fn delete_item(&self, name: &ItemName, by: &str) -> Result<bool, StoreError> {
-        let now = crate::now();
-        let (n, who) = (name.clone(), by.to_string());
-        let mark = move |s: &dyn MetaStore| {
-            let size = s.get(&n)?.map_or(0, |i| i.size);
-            Ok((s.mark_deleted(&n, now, &who)?, size))
-        };
-        let (deleted, size) = match blocking(&self.store, mark.clone()).await {
-            Err(StoreError::DiskFull) if self.blobs.release_reserve() => {
-                tracing::warn!(item = %name, "the disk is full: reserve space given up to record a deletion");
-                blocking(&self.store, mark).await?
-            }
-            other => other?,
-        };
-        self.resumable.forget(name);
-        if deleted {
-            self.limits.stored_changed(-i128::from(size));
-            if let Err(e) = self
-                .blobs
-                .remove(name)
-                .and_then(|()| self.blobs.remove_partial(name))
-            {
-                tracing::warn!(item = %name, error = %e, "could not remove file of a deleted item; start-up will");
-            }
-            tracing::info!(item = %name, by, "item deleted");
-            // Space was freed: a reserve given up on a full disk can be made again.
-            let _ = self.blobs.ensure_reserve();
-        }
-        Ok(deleted)
+        self.engine.delete(name, by).await
     }
 }
 
@@ -175,7 +163,7 @@ fn make_private(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Removes what a crash can leave behind, and restores what it interrupted.
-fn recover(store: &dyn MetaStore, blobs: &BlobStore) -> Result<(), StartupError> {
+fn recover(store: &dyn MetaStore, blobs: &LocalBlobs) -> Result<(), StartupError> {
     let incomplete = store.incomplete_names()?;
     let cleaned = blobs
         .clean_up(&store.live_names()?, &incomplete)

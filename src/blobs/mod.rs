@@ -8,9 +8,11 @@
 //! ```
 //! Files are only ever addressed by server-generated [`ItemName`]s, never by client input.
 
+mod backend;
 mod pool;
 mod writer;
 
+pub use backend::{BlobSink, BlobStore, ByteStream};
 pub use writer::{Appended, BlobWriter, Finished, Written};
 
 use crate::items::ItemName;
@@ -21,7 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
-/// Largest reserve file (see [`BlobStore::ensure_reserve`]).
+/// Largest reserve file (see [`LocalBlobs::ensure_reserve`]).
 const RESERVE_MAX: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +63,7 @@ pub struct Cleanup {
 }
 
 #[derive(Clone)]
-pub struct BlobStore {
+pub struct LocalBlobs {
     files: PathBuf,
     tmp: PathBuf,
     partial: PathBuf,
@@ -70,17 +72,17 @@ pub struct BlobStore {
     pool: std::sync::Arc<pool::Pool>,
 }
 
-impl std::fmt::Debug for BlobStore {
+impl std::fmt::Debug for LocalBlobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStore")
+        f.debug_struct("LocalBlobs")
             .field("files", &self.files)
             .finish_non_exhaustive()
     }
 }
 
-impl BlobStore {
-    pub fn open(data_dir: &Path) -> io::Result<BlobStore> {
-        let store = BlobStore {
+impl LocalBlobs {
+    pub fn open(data_dir: &Path) -> io::Result<LocalBlobs> {
+        let store = LocalBlobs {
             files: data_dir.join("files"),
             tmp: data_dir.join("tmp"),
             partial: data_dir.join("partial"),
@@ -187,7 +189,7 @@ impl BlobStore {
         fs::File::open(&self.partial)?.sync_all()
     }
 
-    /// Undoes [`BlobStore::finish_partial`] (when the item could not be recorded complete):
+    /// Undoes [`LocalBlobs::finish_partial`] (when the item could not be recorded complete):
     /// the bytes go back to `partial/`, so the client's retry of its last chunk completes it.
     pub fn reopen_partial(&self, name: &ItemName) -> io::Result<()> {
         let (source, target) = (self.path(name), self.partial_path(name));
@@ -227,7 +229,7 @@ impl BlobStore {
     }
 
     /// Moves a fully written (and fsynced) temp file to its final name without replacing
-    /// anything. The rename is durable only after [`BlobStore::sync_files`], which the caller
+    /// anything. The rename is durable only after [`LocalBlobs::sync_files`], which the caller
     /// runs once for all the files it commits together, before recording them.
     /// `Ok(Err(temp))` hands the temp file back when a file of that name exists already.
     pub fn commit(
@@ -268,6 +270,10 @@ impl BlobStore {
     /// Bytes available to us on the data filesystem.
     pub fn free_space(&self) -> io::Result<u64> {
         free_space(&self.files)
+    }
+
+    pub(crate) fn files_dir(&self) -> &Path {
+        &self.files
     }
 
     pub(crate) fn tmp_dir(&self) -> &Path {
@@ -368,7 +374,7 @@ mod tests {
     #[test]
     fn commit_never_replaces_and_cleanup_removes_orphans() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
         let name = ItemName::parse("AAAAAAAA").unwrap();
         let t1 = store.new_temp().unwrap().into_temp_path();
         assert!(store.commit(t1, &name).unwrap().is_ok());

@@ -10,7 +10,7 @@
 //! final fsync has little left to flush and an upload does not pile up dirty page cache.
 
 use super::pool::{Pool, Strand};
-use super::{BlobError, BlobStore, free_space};
+use super::{BlobError, LocalBlobs, free_space};
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -36,10 +36,11 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 /// How often (in bytes written) the free-space floor is checked again (statvfs is cheap).
 const SPACE_CHECK_EVERY: u64 = 8 << 20;
 
-/// A fully written, fsynced temp file: ready for [`BlobStore::commit`].
+/// A fully written, durable blob not yet published under an item name (for the local store, an
+/// fsynced temp file: ready for [`LocalBlobs::commit`]).
 #[derive(Debug)]
-pub struct Written {
-    pub temp: TempPath,
+pub struct Written<T = TempPath> {
+    pub blob: T,
     pub size: u64,
     pub sha256: String,
 }
@@ -64,7 +65,7 @@ pub trait Finished: Sized {
 impl Finished for Written {
     fn make(temp: Option<TempPath>, _: u64, end: u64, hasher: Sha256) -> Result<Self, BlobError> {
         Ok(Written {
-            temp: temp.ok_or_else(|| BlobError::Io(io::Error::other("no temp file")))?,
+            blob: temp.ok_or_else(|| BlobError::Io(io::Error::other("no temp file")))?,
             size: end,
             sha256: hex::encode(hasher.finalize()),
         })
@@ -201,7 +202,7 @@ pub struct BlobWriter<T: Finished = Written> {
 }
 
 /// Uploads without a Content-Length were not admitted on size: check the floor now.
-fn check_floor(store: &BlobStore, min_free: u64) -> Result<(), BlobError> {
+fn check_floor(store: &LocalBlobs, min_free: u64) -> Result<(), BlobError> {
     if min_free > 0 && store.free_space()? < min_free {
         return Err(BlobError::LowSpace);
     }
@@ -211,7 +212,7 @@ fn check_floor(store: &BlobStore, min_free: u64) -> Result<(), BlobError> {
 impl BlobWriter<Written> {
     /// Opens a temp file for a new upload. `min_free` is the free-space floor that writing must
     /// not cross.
-    pub fn start(store: &BlobStore, min_free: u64) -> Result<BlobWriter<Written>, BlobError> {
+    pub fn start(store: &LocalBlobs, min_free: u64) -> Result<BlobWriter<Written>, BlobError> {
         check_floor(store, min_free)?;
         let (file, path) = store.new_temp()?.into_parts();
         Ok(BlobWriter::new(
@@ -234,7 +235,7 @@ impl BlobWriter<Appended> {
     pub fn append(
         file: File,
         hasher: Sha256,
-        store: &BlobStore,
+        store: &LocalBlobs,
         min_free: u64,
         hold: Box<dyn Send>,
     ) -> Result<BlobWriter<Appended>, BlobError> {
@@ -254,7 +255,7 @@ impl BlobWriter<Appended> {
 
 impl<T: Finished> BlobWriter<T> {
     fn new(
-        store: &BlobStore,
+        store: &LocalBlobs,
         file: File,
         temp: Option<TempPath>,
         start: u64,
@@ -474,20 +475,20 @@ mod tests {
     #[tokio::test]
     async fn hashes_while_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
         let mut w = BlobWriter::start(&store, 0).unwrap();
         w.write(Bytes::from_static(b"hello ")).await.unwrap();
         w.write(Bytes::from_static(b"world")).await.unwrap();
         let done = w.finish().await.unwrap();
         assert_eq!(done.size, 11);
         assert_eq!(done.sha256, HELLO_WORLD);
-        assert_eq!(std::fs::read(&done.temp).unwrap(), b"hello world");
+        assert_eq!(std::fs::read(&done.blob).unwrap(), b"hello world");
     }
 
     #[tokio::test]
     async fn mixed_chunk_sizes_keep_their_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
         let data: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut w = BlobWriter::start(&store, 0).unwrap();
         let mut at = 0;
@@ -507,14 +508,14 @@ mod tests {
         }
         let done = w.finish().await.unwrap();
         assert_eq!(done.size, at as u64);
-        assert_eq!(std::fs::read(&done.temp).unwrap(), &data[..at]);
+        assert_eq!(std::fs::read(&done.blob).unwrap(), &data[..at]);
         assert_eq!(done.sha256, hex::encode(Sha256::digest(&data[..at])));
     }
 
     #[tokio::test]
     async fn appends_continue_the_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
         let path = dir.path().join("p");
         std::fs::write(&path, b"hello XXX").unwrap();
         let file = std::fs::OpenOptions::new()
@@ -539,7 +540,7 @@ mod tests {
     #[tokio::test]
     async fn dropped_writer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
         let mut w = BlobWriter::start(&store, 0).unwrap();
         w.write(Bytes::from(vec![1u8; 3 << 20])).await.unwrap();
         drop(w);

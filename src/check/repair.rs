@@ -6,7 +6,7 @@
 
 use super::entry::{lstat, open_nofollow};
 use super::{DELETED_BY, QUARANTINE};
-use crate::blobs::{BlobStore, remove_entry};
+use crate::blobs::{LocalBlobs, remove_entry};
 use crate::items::ItemName;
 use crate::store::MetaStore;
 use std::fs;
@@ -109,7 +109,7 @@ impl<'a> Repairer<'a> {
             Fix::Restore { name, offset } => {
                 // Both directories are real (checked before the scan): opening the blob store
                 // follows no planted link, and only sets the modes they must have anyway.
-                let blobs = BlobStore::open(self.dir).map_err(io)?;
+                let blobs = LocalBlobs::open(self.dir).map_err(io)?;
                 blobs.reopen_partial(name).map_err(io)?;
                 let file = open_nofollow(&blobs.partial_path(name), true).map_err(io)?;
                 file.set_len(*offset).map_err(io)?;

@@ -6,11 +6,14 @@ pub mod audit;
 pub mod client_script;
 pub mod download;
 pub mod health;
+pub mod ietf;
 pub mod index;
 pub mod item;
 pub mod list;
 pub mod login;
 pub mod rest;
+pub mod resumable;
+pub mod tus;
 pub mod upload;
 
 use crate::audit::AuditEvent;

@@ -6,8 +6,17 @@ use crate::auth::AuthError;
 use crate::blobs::BlobError;
 use crate::items::MaxLifeError;
 use crate::store::StoreError;
-use crate::upload::{Limit, ReceiveError};
+use crate::upload::{Limit, ReceiveError, UploadError};
 use http::{HeaderValue, StatusCode, header};
+
+/// How an error is told: JSON under `/apis/` (and to clients asking for it), plain text to
+/// the upload protocols' clients (tus, IETF, PUT), an HTML page to browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    Json,
+    Text,
+    Html,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -24,6 +33,8 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -38,6 +49,12 @@ pub enum AppError {
     TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
     NotImplemented(String),
+    /// tus's `460 Checksum Mismatch`.
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// `423 Locked`: another request holds the resource (tus clients retry it).
+    #[error("{0}")]
+    Locked(String),
     /// Sent with `Retry-After`.
     #[error("{0}")]
     Busy(String),
@@ -55,6 +72,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RangeNotSatisfiable { .. } | AppError::UnsupportedRange(_) => {
@@ -63,6 +81,10 @@ impl AppError {
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            AppError::ChecksumMismatch(_) => {
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            AppError::Locked(_) => StatusCode::LOCKED,
             AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -81,6 +103,14 @@ impl AppError {
 
     /// Builds the response; `json` selects the API error format.
     pub fn into_response(self, json: bool) -> Response {
+        self.into_response_as(if json {
+            ErrorFormat::Json
+        } else {
+            ErrorFormat::Html
+        })
+    }
+
+    pub fn into_response_as(self, format: ErrorFormat) -> Response {
         let status = self.status();
         match &self {
             AppError::Internal(detail) => tracing::error!(%detail, "request failed"),
@@ -88,13 +118,13 @@ impl AppError {
             e => tracing::debug!(error = %e, "request refused"),
         }
         let message = self.to_string();
-        let mut resp = if json {
-            response::json(
+        let mut resp = match format {
+            ErrorFormat::Json => response::json(
                 status,
                 &serde_json::json!({ "error": { "code": status.as_u16(), "message": message } }),
-            )
-        } else {
-            response::html(status, crate::pages::error_page(status, &message))
+            ),
+            ErrorFormat::Text => response::text(status, format!("{message}\n")),
+            ErrorFormat::Html => response::html(status, crate::pages::error_page(status, &message)),
         };
         let headers = resp.headers_mut();
         match self {
@@ -220,6 +250,34 @@ impl AppError {
             ),
             ReceiveError::Limit(l) => l.into(),
             ReceiveError::Source(e) => source(e),
+        }
+    }
+}
+
+impl From<UploadError> for AppError {
+    fn from(e: UploadError) -> Self {
+        let message = e.to_string();
+        match e {
+            UploadError::UnknownUpload => AppError::NotFound,
+            UploadError::NotOwner => AppError::Forbidden(message),
+            UploadError::Completed | UploadError::Busy | UploadError::OffsetMismatch { .. } => {
+                AppError::Conflict(message)
+            }
+            UploadError::TooLarge { .. } | UploadError::BeyondLength { .. } => {
+                AppError::TooLarge(message)
+            }
+            UploadError::BadLength(_)
+            | UploadError::ShortBody { .. }
+            | UploadError::BadEncoding(_)
+            | UploadError::BadText(_) => AppError::BadRequest(message),
+            UploadError::ChecksumMismatch => AppError::ChecksumMismatch(message),
+            UploadError::Idle(_) | UploadError::TooSlow => AppError::Timeout(message),
+            UploadError::Interrupted => AppError::interrupted(),
+            UploadError::NoSpace => AppError::InsufficientStorage(message),
+            UploadError::Limit(l) => l.into(),
+            UploadError::Blob(b) => b.into(),
+            UploadError::Store(s) => s.into(),
+            UploadError::Internal(detail) => AppError::Internal(detail),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the headers every answer carries.
 
 use super::request::accepts_json;
-use super::{AppError, Request, Response, router};
+use super::{AppError, ErrorFormat, Request, Response, router};
 use crate::client::{client_ip, forwarded_https};
 use crate::state::State;
 use http::{HeaderMap, HeaderValue, header};
@@ -33,8 +33,7 @@ pub(super) async fn handle(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let json_errors =
-        path.trim_start_matches('/').starts_with("apis/") || accepts_json(&parts.headers);
+    let error_format = error_format(&path, &parts.headers);
     let method = parts.method.clone();
     let trusted = &state.config.trusted_proxies;
     let client = client_ip(peer.ip(), &parts.headers, trusted);
@@ -55,7 +54,14 @@ pub(super) async fn handle(
             }
             Err(e) => ("-", Err(e)),
         };
-    let mut resp = result.unwrap_or_else(|e| e.into_response(json_errors));
+    let mut resp = result.unwrap_or_else(|e| e.into_response_as(error_format));
+    if is_tus(&path) {
+        // tus: on every answer, errors included.
+        resp.headers_mut().insert(
+            "tus-resumable",
+            HeaderValue::from_static(crate::routes::tus::VERSION),
+        );
+    }
     if method == http::Method::HEAD {
         without_body(&mut resp);
     }
@@ -81,6 +87,22 @@ pub(super) async fn handle(
         ms = started.elapsed().as_millis() as u64, "request"
     );
     resp
+}
+
+fn error_format(path: &str, headers: &HeaderMap) -> ErrorFormat {
+    let p = path.trim_start_matches('/');
+    if p.starts_with("apis/") || accepts_json(headers) {
+        ErrorFormat::Json
+    } else if is_tus(path) || p.starts_with("+resumable/") || p.starts_with("+upload/") {
+        ErrorFormat::Text
+    } else {
+        ErrorFormat::Html
+    }
+}
+
+fn is_tus(path: &str) -> bool {
+    let p = path.trim_start_matches('/');
+    p == "+tus" || p.starts_with("+tus/")
 }
 
 /// A HEAD answer carries the GET answer's headers and no body (over HTTP/2 a body would be a

@@ -14,7 +14,7 @@ pub mod response;
 mod router;
 
 pub use conn::raise_fd_limit;
-pub use error::AppError;
+pub use error::{AppError, ErrorFormat};
 pub use request::{Request, accepts_json, query_param};
 pub use response::{Body, Response};
 pub use router::Route;

@@ -30,6 +30,13 @@ fn with_body(status: StatusCode, content_type: &'static str, body: Body) -> Resp
     resp
 }
 
+/// An answer with only a status and headers.
+pub fn empty_status(status: StatusCode) -> Response {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = status;
+    resp
+}
+
 pub fn html(status: StatusCode, page: String) -> Response {
     let mut resp = with_body(status, "text/html; charset=utf-8", full(page));
     let h = resp.headers_mut();

@@ -16,6 +16,13 @@ pub enum Route {
     Login,
     Logout,
     Upload,
+    /// `PUT /+upload/<filename>`: the body is the file.
+    UploadPut,
+    /// tus creation (`/+tus/`) and upload resources (`/+tus/<id>`).
+    TusCreate,
+    TusUpload,
+    /// IETF resumable upload resources (`/+resumable/<id>`); creation is on `/+upload`.
+    Resumable,
     Receipt,
     List,
     ItemPage,
@@ -37,14 +44,21 @@ pub enum Route {
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 const GET_POST: &str = "GET, HEAD, POST";
+const UPLOAD: &str = "POST, OPTIONS";
+const PUT: &str = "PUT";
+const TUS_CREATE: &str = "POST, OPTIONS";
+const RESOURCE: &str = "HEAD, PATCH, DELETE, OPTIONS";
 
 impl Route {
     /// The methods this route answers, as sent in `Allow`.
     fn allow(self) -> &'static str {
         match self {
+            Route::Upload => UPLOAD,
+            Route::UploadPut => PUT,
+            Route::TusCreate => TUS_CREATE,
+            Route::TusUpload | Route::Resumable => RESOURCE,
             Route::Login
             | Route::Logout
-            | Route::Upload
             | Route::ItemDelete
             | Route::ApiItemModify
             | Route::ApiItemDelete
@@ -64,6 +78,10 @@ impl Route {
             Route::Login => "login",
             Route::Logout => "logout",
             Route::Upload => "upload",
+            Route::UploadPut => "upload-put",
+            Route::TusCreate => "tus-create",
+            Route::TusUpload => "tus-upload",
+            Route::Resumable => "resumable",
             Route::Receipt => "receipt",
             Route::List => "list",
             Route::ItemPage => "item",
@@ -97,6 +115,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["+login"] => Some((Route::Login, None)),
         ["+logout"] => Some((Route::Logout, None)),
         ["+upload"] => Some((Route::Upload, None)),
+        ["+upload", filename] if !filename.is_empty() => Some((Route::UploadPut, None)),
+        ["+tus"] | ["+tus", ""] => Some((Route::TusCreate, None)),
+        ["+tus", _] => Some((Route::TusUpload, None)),
+        ["+resumable", _] => Some((Route::Resumable, None)),
         ["+receipt"] => Some((Route::Receipt, None)),
         ["+list"] => Some((Route::List, None)),
         ["+audit"] => Some((Route::Audit, None)),
@@ -116,11 +138,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         _ => None,
     };
     let (route, name) = found.ok_or(AppError::NotFound)?;
-    let allowed = match route.allow() {
-        GET => method == Method::GET || method == Method::HEAD,
-        GET_POST => method == Method::GET || method == Method::HEAD || method == Method::POST,
-        _ => method == Method::POST,
-    };
+    let allowed = route.allow().split(", ").any(|m| m == method.as_str());
     if !allowed {
         return Err(AppError::MethodNotAllowed {
             allow: route.allow(),
@@ -136,7 +154,18 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::Asset(file) => routes::assets::serve(file, &req),
         Route::Login => routes::login::login(state, req).await,
         Route::Logout => routes::login::logout(state, req).await,
+        Route::Upload if req.method == Method::OPTIONS => routes::ietf::options(state, req),
+        // A body with the draft's headers creates an IETF resumable upload; anything else is
+        // a form post.
+        Route::Upload if routes::ietf::is_creation(&req) => routes::ietf::create(state, req).await,
         Route::Upload => routes::upload::form_upload(state, req).await,
+        Route::UploadPut => routes::upload::put::put(state, req).await,
+        Route::TusCreate | Route::TusUpload if req.method == Method::OPTIONS => {
+            routes::tus::options(state, req)
+        }
+        Route::TusCreate => routes::tus::create(state, req).await,
+        Route::TusUpload => routes::tus::resource(state, req).await,
+        Route::Resumable => routes::ietf::resource(state, req).await,
         Route::Receipt => routes::upload::receipt_page(state, req).await,
         Route::List => routes::list::page(state, req).await,
         Route::ItemPage => routes::item::page(state, req).await,
@@ -188,8 +217,27 @@ mod tests {
         assert!(matches!(get("/4qVsTtL%39"), Err(AppError::NotFound)));
         assert!(matches!(
             get("/+upload"),
-            Err(AppError::MethodNotAllowed { allow: "POST" })
+            Err(AppError::MethodNotAllowed {
+                allow: "POST, OPTIONS"
+            })
         ));
+        assert_eq!(
+            resolve(&Method::PUT, "/+upload/a%20b.tgz").unwrap().0,
+            Route::UploadPut
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/+tus/").unwrap().0,
+            Route::TusCreate
+        );
+        assert_eq!(
+            resolve(&Method::PATCH, "/+tus/abc").unwrap().0,
+            Route::TusUpload
+        );
+        assert!(matches!(
+            resolve(&Method::GET, "/+tus/abc"),
+            Err(AppError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(get("/+tus/a/b"), Err(AppError::NotFound)));
         assert_eq!(
             resolve(&Method::POST, "//apis/rest/items").unwrap().0,
             Route::ApiItems

@@ -89,11 +89,12 @@ impl Item {
     }
 }
 
-/// A resumable upload: its (possibly still incomplete) item and the latest declared total.
+/// A resumable upload: its (possibly still incomplete) item and its declared length (`None`
+/// until the client tells it: tus `Upload-Defer-Length`, IETF without `Upload-Length`).
 #[derive(Debug, Clone)]
 pub struct Transaction {
     pub item: Item,
-    pub total: u64,
+    pub total: Option<u64>,
     pub updated_at: i64,
 }
 
@@ -140,15 +141,22 @@ pub trait MetaStore: Outbox + AuditStore + Send + Sync {
     /// Names of all live items (start-up uses it to find orphaned files).
     fn live_names(&self) -> Result<HashSet<String>, StoreError>;
     /// Creates an incomplete item for a resumable upload, found again by `tx_hash`.
-    fn begin_upload(&self, item: &Item, tx_hash: &str, total: u64) -> Result<(), StoreError>;
+    fn begin_upload(
+        &self,
+        item: &Item,
+        tx_hash: &str,
+        total: Option<u64>,
+    ) -> Result<(), StoreError>;
     /// The upload (complete or not, but not deleted) of a transaction token's hash.
     fn find_upload(&self, tx_hash: &str) -> Result<Option<Transaction>, StoreError>;
+    /// The upload of a live item, by name.
+    fn upload(&self, name: &ItemName) -> Result<Option<Transaction>, StoreError>;
     /// Records the bytes durably stored so far (`size`) of an incomplete item.
     fn record_progress(
         &self,
         name: &ItemName,
         size: u64,
-        total: u64,
+        total: Option<u64>,
         at: i64,
     ) -> Result<(), StoreError>;
     /// Makes an incomplete item complete, with its final size and SHA-256, joining it to a

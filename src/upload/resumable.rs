@@ -7,7 +7,6 @@ use crate::items::ItemName;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub type Slot = Arc<tokio::sync::Mutex<Option<Sha256>>>;
@@ -61,13 +60,6 @@ pub fn token_hash(token: &str) -> String {
     ))
 }
 
-/// The SHA-256 state after the first `len` bytes of a partial file (used once after a restart).
-pub async fn rehash(path: PathBuf, len: u64) -> std::io::Result<Sha256> {
-    tokio::task::spawn_blocking(move || crate::blobs::hash_file(&path, Some(len)))
-        .await
-        .map_err(std::io::Error::other)?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,18 +72,5 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_eq!(token_hash(&a), ha);
         assert!(!ha.contains(&a));
-    }
-
-    #[tokio::test]
-    async fn rehash_matches_and_detects_truncation() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"hello world").unwrap();
-        let h = rehash(p.clone(), 5).await.unwrap();
-        assert_eq!(
-            hex::encode(h.finalize()),
-            hex::encode(Sha256::digest(b"hello"))
-        );
-        assert!(rehash(p, 50).await.is_err());
     }
 }

@@ -1,7 +1,6 @@
 //! bepasty's REST API under `/apis/rest`: limits, item metadata, and the operations on items
 //! (modify, delete, lock, unlock). Uploads are in [`upload`].
 
-mod chunk;
 pub mod upload;
 
 use super::{Use, checked_item, require, visible_item};

@@ -1,24 +1,22 @@
 //! `POST /apis/rest/items`: bepasty's chunked REST upload, as the vendor agent (one request with
 //! a whole base64 tarball), bepasty-cli (1 MiB chunks) and the Ruby client send it; plus
-//! `HEAD /apis/rest/items` with `Transaction-ID` to ask how much is stored.
+//! `HEAD /apis/rest/items` with `Transaction-ID` to ask how much is stored. An adapter over the
+//! upload engine.
 //!
 //! Each request carries `Content-Range: bytes B-E/T` in decoded bytes. The first creates an
-//! incomplete item and answers with an opaque `Transaction-ID`; later ones present it. The body
-//! is decoded and hashed as it streams in, written to the item's partial file, fsynced, and
-//! only then acknowledged. The request whose range ends at its T completes the item.
+//! incomplete item and answers with an opaque `Transaction-ID`; later ones present it. A chunk
+//! is all or nothing: what a broken request wrote is dropped, and bepasty clients resend it.
 
-use super::chunk::{Done, append};
 use super::max_body_size;
 use crate::auth::{Permission, Principal};
-use crate::config::Lifetime;
-use crate::items::{ItemName, MaxLife, content_type_for, fallback_filename, sanitize_filename};
+use crate::items::{MaxLife, MaxLifeError};
 use crate::routes::require;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
-use crate::store::{Item, ItemState, Uploader, blocking};
-use crate::upload::ChunkRange;
-use crate::upload::resumable::{new_token, token_hash};
+use crate::store::{ItemState, Transaction, Uploader};
+use crate::upload::{Chunk, ChunkRange, Encoding, NewUpload, Progress, UploadError};
 use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyDataStream;
 
 const TRANSACTION_ID: &str = "transaction-id";
 
@@ -47,37 +45,79 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     };
     account.expect(expected)?;
     let ticket = state.uploads.admit(req.client_ip, account).await?;
-    let (item, token, created) = match transaction_id(&req)? {
+    let (tx, token, created) = match transaction_id(&req)? {
         None => {
             if range.begin != 0 {
                 return Err(inconsistent(0));
             }
-            let (item, token) = begin(state, &req, &who, &range).await?;
-            (item, token, true)
+            let (tx, token) = begin(state, &req, &who, &range).await?;
+            (tx, token, true)
         }
-        Some(token) => (continuation(state, &who, &token).await?, token, false),
+        Some(token) => {
+            let tx = state
+                .engine
+                .open(&token, who.label_or_anonymous())
+                .await
+                .map_err(rest_error)?;
+            (tx, token, false)
+        }
     };
-    let name = item.name.clone();
-    match append(state, &item, &range, req.body, &ticket).await {
-        Ok(done) => Ok(answer(&name, &token, done)),
+    let chunk = Chunk {
+        offset: range.begin,
+        total: Some(range.total),
+        total_can_change: true,
+        last: false,
+        exact: Some(range.byte_count()),
+        encoding: Encoding::Base64,
+        max_body,
+        checksum: None,
+        keep_partial: false,
+    };
+    let body = BodyDataStream::new(req.body);
+    match state.engine.append(&tx, chunk, body, &ticket).await {
+        Ok(progress) => Ok(answer(&token, &progress)),
         Err(e) => {
             if created {
                 // bepasty removes an item its own first request failed to fill.
-                state.delete_item(&name, "failed first chunk").await?;
+                state
+                    .delete_item(&tx.item.name, "failed first chunk")
+                    .await?;
             }
-            Err(e)
+            Err(rest_error(e))
         }
     }
 }
 
-pub(super) fn too_large() -> AppError {
+/// bepasty's wording of the engine's errors, which its clients parse.
+fn rest_error(e: UploadError) -> AppError {
+    match e {
+        UploadError::UnknownUpload => unknown_transaction(),
+        UploadError::NotOwner => {
+            AppError::Forbidden("this transaction belongs to another credential".into())
+        }
+        UploadError::OffsetMismatch { stored } => inconsistent(stored),
+        UploadError::TooLarge { .. } => too_large(),
+        UploadError::ShortBody { expected } => length_mismatch(expected),
+        UploadError::BeyondLength { remaining } => length_mismatch(remaining),
+        UploadError::BadEncoding(_) => AppError::BadRequest("Could not decode data body".into()),
+        other => other.into(),
+    }
+}
+
+fn too_large() -> AppError {
     AppError::TooLarge("The data value transmitted exceeds the capacity limit.".into())
 }
 
 /// bepasty's message, which clients parse to resume.
-pub(super) fn inconsistent(stored: u64) -> AppError {
+fn inconsistent(stored: u64) -> AppError {
     AppError::Conflict(format!(
         "Content-Range inconsistent. Last byte on Server: {stored}"
+    ))
+}
+
+fn length_mismatch(expected: u64) -> AppError {
+    AppError::BadRequest(format!(
+        "the decoded body does not have the {expected} bytes its Content-Range announces"
     ))
 }
 
@@ -95,7 +135,7 @@ fn transaction_id(req: &Request) -> Result<Option<String>, AppError> {
     }
 }
 
-pub(super) fn unknown_transaction() -> AppError {
+fn unknown_transaction() -> AppError {
     AppError::BadRequest("Could not find storage item for transaction id".into())
 }
 
@@ -105,121 +145,63 @@ async fn begin(
     req: &Request,
     who: &Principal,
     range: &ChunkRange,
-) -> Result<(Item, String), AppError> {
+) -> Result<(Transaction, String), AppError> {
     let maxlife =
         MaxLife::parse(req.header("maxlife-value"), req.header("maxlife-unit")).map_err(|e| {
             AppError::BadRequest(match e {
-                crate::items::MaxLifeError::Unit => "maxlife-unit header is incorrect".into(),
-                crate::items::MaxLifeError::Value => "maxlife-value header is incorrect".into(),
+                MaxLifeError::Unit => "maxlife-unit header is incorrect".into(),
+                MaxLifeError::Value => "maxlife-value header is incorrect".into(),
             })
         })?;
-    let free = state.blobs.free_space()?;
-    if free.saturating_sub(range.total) < state.config.min_free_space {
-        return Err(AppError::InsufficientStorage(
-            "not enough free space on the server for this upload".into(),
-        ));
-    }
     let filename = req
         .headers
         .get("content-filename")
-        .map(|v| header_text(v.as_bytes()))
-        .and_then(|f| sanitize_filename(&f));
+        .map(|v| header_text(v.as_bytes()));
     // The body is always base64: a form content type (curl's --data-binary default) says
     // nothing about the file.
-    let claimed = req.header(header::CONTENT_TYPE).filter(|t| {
-        !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/")
-    });
-    let content_type = content_type_for(claimed, filename.as_deref(), "application/octet-stream");
-    let lifetime: Lifetime = MaxLife::effective(
+    let claimed = req
+        .header(header::CONTENT_TYPE)
+        .filter(|t| {
+            !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/")
+        })
+        .map(str::to_string);
+    let lifetime = MaxLife::effective(
         maxlife,
         state.config.default_lifetime,
         state.config.max_lifetime,
     );
-    let now = crate::now();
-    let (token, hash) = new_token()?;
-    let blobs = state.blobs.clone();
-    let store = std::sync::Arc::clone(&state.store);
-    let mut item = Item {
-        name: ItemName::random()?,
-        filename: String::new(),
-        content_type,
-        size: 0,
-        sha256: String::new(),
-        state: ItemState::Incomplete,
-        created_at: now,
-        completed_at: None,
-        expires_at: lifetime.expires_at(now),
-        downloaded_at: None,
-        locked: false,
+    let new = NewUpload {
         uploader: Uploader {
             label: who.label_or_anonymous().into(),
             client_ip: req.client_ip.to_string(),
             user_agent: req.user_agent(),
         },
+        filename,
+        content_type: claimed,
+        total: Some(range.total),
+        expires_at: lifetime.expires_at(crate::now()),
         reference: None,
         comment: None,
     };
-    let total = range.total;
-    let item = tokio::task::spawn_blocking(move || -> Result<Item, AppError> {
-        for _ in 0..20 {
-            item.name = ItemName::random()?;
-            if store.name_used(&item.name)? {
-                continue;
-            }
-            match blobs.create_partial(&item.name) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e.into()),
-            }
-            item.filename = filename
-                .clone()
-                .unwrap_or_else(|| fallback_filename(item.name.as_str(), &item.content_type));
-            if let Err(e) = store.begin_upload(&item, &hash, total) {
-                let _ = blobs.remove_partial(&item.name);
-                return Err(e.into());
-            }
-            return Ok(item);
-        }
-        Err(AppError::Internal("could not find a free item name".into()))
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("begin task: {e}")))??;
-    Ok((item, token))
+    state.engine.begin(new).await.map_err(rest_error)
 }
 
 /// Header values are bytes; bepasty reads them as latin-1. UTF-8 is taken as such.
-fn header_text(bytes: &[u8]) -> String {
+pub fn header_text(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
         Err(_) => bytes.iter().map(|&b| b as char).collect(),
     }
 }
 
-async fn continuation(state: &State, who: &Principal, token: &str) -> Result<Item, AppError> {
-    let hash = token_hash(token);
-    let tx = blocking(&state.store, move |s| s.find_upload(&hash))
-        .await?
-        .ok_or_else(unknown_transaction)?;
-    if tx.item.uploader.label != who.label_or_anonymous() {
-        return Err(AppError::Forbidden(
-            "this transaction belongs to another credential".into(),
-        ));
-    }
-    if tx.item.state == ItemState::Complete {
-        return Err(AppError::Conflict(
-            "this upload is complete; it cannot be written to".into(),
-        ));
-    }
-    Ok(tx.item)
-}
-
-fn answer(name: &ItemName, token: &str, done: Done) -> Response {
-    let (status, location) = match done {
-        Done::Partial => (StatusCode::OK, None),
-        Done::Complete => (
+fn answer(token: &str, progress: &Progress) -> Response {
+    let (status, location) = if progress.is_complete() {
+        (
             StatusCode::CREATED,
-            Some(format!("/apis/rest/items/{name}")),
-        ),
+            Some(format!("/apis/rest/items/{}", progress.item.name)),
+        )
+    } else {
+        (StatusCode::OK, None)
     };
     let mut resp = response::json(status, &serde_json::json!({}));
     let h = resp.headers_mut();
@@ -237,32 +219,31 @@ fn answer(name: &ItemName, token: &str, done: Done) -> Response {
 pub async fn offset(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Create).await?;
     let token = transaction_id(&req)?.ok_or_else(unknown_transaction)?;
-    let hash = token_hash(&token);
-    let tx = blocking(&state.store, move |s| s.find_upload(&hash))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if tx.item.uploader.label != who.label_or_anonymous() {
-        return Err(AppError::Forbidden(
-            "this transaction belongs to another credential".into(),
-        ));
-    }
+    let tx = state
+        .engine
+        .open(&token, who.label_or_anonymous())
+        .await
+        .map_err(|e| match e {
+            UploadError::UnknownUpload => AppError::NotFound,
+            other => rest_error(other),
+        })?;
     let mut resp = response::json(StatusCode::OK, &serde_json::json!({}));
     let h = resp.headers_mut();
+    let complete = tx.item.state == ItemState::Complete;
     for (k, v) in [
         (TRANSACTION_ID, token),
         ("upload-offset", tx.item.size.to_string()),
-        ("upload-length", tx.total.to_string()),
         (
-            "upload-complete",
-            (tx.item.state == ItemState::Complete).to_string(),
+            "upload-length",
+            tx.total.unwrap_or(tx.item.size).to_string(),
         ),
+        ("upload-complete", complete.to_string()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&v) {
             h.insert(k, v);
         }
     }
-    if tx.item.state == ItemState::Complete
-        && let Ok(v) = HeaderValue::from_str(&format!("/apis/rest/items/{}", tx.item.name))
+    if complete && let Ok(v) = HeaderValue::from_str(&format!("/apis/rest/items/{}", tx.item.name))
     {
         h.insert(header::CONTENT_LOCATION, v);
     }

@@ -2,9 +2,9 @@
 //! File parts are streamed to disk as they arrive; only small fields are held in memory.
 
 use crate::auth::{Permission, Principal, Source};
-use crate::blobs::{BlobWriter, Written};
+use crate::blobs::Written;
 use crate::server::{AppError, Request};
-use crate::state::State;
+use crate::state::{Blob, State};
 use crate::upload::{ReceiveError, Staged, Ticket, receive_chunk};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -55,8 +55,8 @@ impl Fields {
 }
 
 pub struct FormInput {
-    pub files: Vec<Staged>,
-    pub text: Option<Written>,
+    pub files: Vec<Staged<Blob>>,
+    pub text: Option<Written<Blob>>,
     pub fields: Fields,
     /// The caller, upgraded if a `token` field carried a valid secret.
     pub who: Principal,
@@ -91,8 +91,8 @@ impl Reader<'_> {
         }
     }
 
-    async fn write_bytes(&self, data: Bytes) -> Result<Written, AppError> {
-        let mut w = BlobWriter::start(&self.state.blobs, self.state.config.min_free_space)?;
+    async fn write_bytes(&self, data: Bytes) -> Result<Written<Blob>, AppError> {
+        let mut w = self.state.engine.stage().await?;
         w.write(data).await?;
         Ok(w.finish().await?)
     }
@@ -172,8 +172,8 @@ async fn stream_field(
     r: &Reader<'_>,
     field: &mut multer::Field<'_>,
     limit: u64,
-) -> Result<Written, AppError> {
-    let mut writer = BlobWriter::start(&r.state.blobs, r.state.config.min_free_space)?;
+) -> Result<Written<Blob>, AppError> {
+    let mut writer = r.state.engine.stage().await?;
     let mut received = 0;
     while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit, r.ticket)
         .await

@@ -5,24 +5,22 @@
 //! temp files; only when the whole request has been read and checked are the items committed.
 
 mod form;
+pub mod put;
 mod receipt;
 
 pub use receipt::receipt_page;
 
 use super::principal;
-use crate::audit::AuditEvent;
 use crate::auth::{Permission, Source};
 use crate::items::MaxLife;
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{Item, Uploader};
-use crate::upload::{Staged, UploadMeta, commit};
+use crate::upload::engine::{clean_comment, clean_reference};
+use crate::upload::{Staged, UploadMeta};
 use form::{FormInput, read_multipart, read_urlencoded};
 use http::{HeaderValue, StatusCode, header};
-
-const MAX_REFERENCE_CHARS: usize = 200;
-const MAX_COMMENT_CHARS: usize = 4000;
 
 pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppError> {
     if req.headers.contains_key(header::CONTENT_RANGE) {
@@ -111,29 +109,11 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
             client_ip: ip,
             user_agent,
         },
-        reference: clean_text(
-            "reference",
-            fields.reference.as_deref(),
-            MAX_REFERENCE_CHARS,
-            false,
-        )?,
-        comment: clean_text(
-            "comment",
-            fields.comment.as_deref(),
-            MAX_COMMENT_CHARS,
-            true,
-        )?,
+        reference: clean_reference(fields.reference.as_deref())?,
+        comment: clean_comment(fields.comment.as_deref())?,
     };
     ticket.account().add_items(files.len() as u64)?;
-    let items = commit(state, files, meta).await?;
-    for it in &items {
-        tracing::info!(item = %it.name, filename = ?it.filename, size = it.size, sha256 = %it.sha256,
-            label = %it.uploader.label, ip = %it.uploader.client_ip, "upload complete");
-    }
-    state
-        .audit
-        .record_all(items.iter().map(AuditEvent::upload_completed).collect())
-        .await;
+    let items = state.engine.commit(files, meta).await?;
     let as_page = fields.response.as_deref() == Some("page");
     respond(state, &items, json, as_page, &who)
 }
@@ -154,29 +134,6 @@ fn admit(state: &State, len: u64) -> Result<(), AppError> {
         ));
     }
     Ok(())
-}
-
-/// Trims, drops control characters (keeping line breaks in multi-line fields) and bounds the
-/// length. Empty becomes `None`.
-fn clean_text(
-    name: &str,
-    raw: Option<&str>,
-    max_chars: usize,
-    multiline: bool,
-) -> Result<Option<String>, AppError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let cleaned: String = raw
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|c| !c.is_control() || (multiline && (*c == '\n' || *c == '\t')))
-        .collect();
-    let cleaned = cleaned.trim();
-    if cleaned.chars().count() > max_chars {
-        return Err(AppError::BadRequest(format!(
-            "`{name}` is longer than {max_chars} characters"
-        )));
-    }
-    Ok((!cleaned.is_empty()).then(|| cleaned.to_string()))
 }
 
 /// bepasty's answer (302 to the first item, with a receipt body for curl to print), a JSON
@@ -213,27 +170,4 @@ fn respond(
         .map_err(|e| AppError::Internal(format!("location: {e}")))?;
     resp.headers_mut().insert(header::LOCATION, v);
     Ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_fields() {
-        assert_eq!(
-            clean_text("r", Some("  CASE-1\r\n "), 10, false)
-                .unwrap()
-                .unwrap(),
-            "CASE-1"
-        );
-        assert_eq!(
-            clean_text("c", Some("a\r\nb\u{1b}[2J"), 10, true)
-                .unwrap()
-                .unwrap(),
-            "a\nb[2J"
-        );
-        assert_eq!(clean_text("r", Some("   "), 10, false).unwrap(), None);
-        assert!(clean_text("r", Some("12345678901"), 10, false).is_err());
-    }
 }

@@ -293,7 +293,12 @@ impl MetaStore for SqliteStore {
         Ok(names)
     }
 
-    fn begin_upload(&self, item: &Item, tx_hash: &str, total: u64) -> Result<(), StoreError> {
+    fn begin_upload(
+        &self,
+        item: &Item,
+        tx_hash: &str,
+        total: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         insert_items(&tx, std::slice::from_ref(item))?;
@@ -303,14 +308,18 @@ impl MetaStore for SqliteStore {
     }
 
     fn find_upload(&self, tx_hash: &str) -> Result<Option<Transaction>, StoreError> {
-        uploads::find(&self.conn(), tx_hash)
+        uploads::find(&self.conn(), "tx_hash", tx_hash)
+    }
+
+    fn upload(&self, name: &ItemName) -> Result<Option<Transaction>, StoreError> {
+        uploads::find(&self.conn(), "name", name.as_str())
     }
 
     fn record_progress(
         &self,
         name: &ItemName,
         size: u64,
-        total: u64,
+        total: Option<u64>,
         at: i64,
     ) -> Result<(), StoreError> {
         uploads::progress(&self.conn(), name, size, total, at)

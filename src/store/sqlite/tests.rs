@@ -104,12 +104,17 @@ fn resumable_uploads() {
     it.state = ItemState::Incomplete;
     it.sha256 = String::new();
     it.size = 0;
-    s.begin_upload(&it, "txhash", 3000).unwrap();
+    s.begin_upload(&it, "txhash", None).unwrap();
+    assert_eq!(s.find_upload("txhash").unwrap().unwrap().total, None);
     let name = it.name.clone();
     assert_eq!(s.incomplete_names().unwrap().len(), 1);
-    s.record_progress(&name, 1000, 3001, 150).unwrap();
+    s.record_progress(&name, 1000, Some(3001), 150).unwrap();
     let t = s.find_upload("txhash").unwrap().unwrap();
-    assert_eq!((t.item.size, t.total, t.updated_at), (1000, 3001, 150));
+    assert_eq!(
+        (t.item.size, t.total, t.updated_at),
+        (1000, Some(3001), 150)
+    );
+    assert_eq!(s.upload(&name).unwrap().unwrap().total, Some(3001));
     assert_eq!(s.stale_uploads(149, 10).unwrap(), vec![]);
     assert_eq!(s.stale_uploads(150, 10).unwrap(), vec![name.clone()]);
     s.complete_upload(&name, 3000, "ff", 160, None).unwrap();
@@ -121,7 +126,7 @@ fn resumable_uploads() {
     assert!(s.incomplete_names().unwrap().is_empty());
     assert!(
         matches!(
-            s.record_progress(&name, 1, 1, 170),
+            s.record_progress(&name, 1, Some(1), 170),
             Err(StoreError::Gone(_))
         ),
         "complete items never change"

@@ -14,26 +14,31 @@ pub fn attach(
     conn: &Connection,
     name: &ItemName,
     tx_hash: &str,
-    total: u64,
+    total: Option<u64>,
     at: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE items SET tx_hash = ?2, total = ?3, updated_at = ?4 WHERE name = ?1",
-        params![name.as_str(), tx_hash, int(total), at],
+        params![name.as_str(), tx_hash, total.map(int), at],
     )?;
     Ok(())
 }
 
-pub fn find(conn: &Connection, tx_hash: &str) -> Result<Option<Transaction>, StoreError> {
+/// A live upload by `column` (`tx_hash` or `name`, never client input).
+pub fn find(
+    conn: &Connection,
+    column: &'static str,
+    key: &str,
+) -> Result<Option<Transaction>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS}, total, updated_at FROM items WHERE tx_hash = ?1 AND deleted_at IS NULL"
+        "SELECT {COLUMNS}, total, updated_at FROM items WHERE {column} = ?1 AND deleted_at IS NULL"
     ))?;
     let found = stmt
-        .query_row([tx_hash], |row| {
-            let total: i64 = row.get(16)?;
+        .query_row([key], |row| {
+            let total: Option<i64> = row.get(16)?;
             Ok(Transaction {
                 item: item_from_row(row)?,
-                total: u64::try_from(total).unwrap_or(0),
+                total: total.and_then(|t| u64::try_from(t).ok()),
                 updated_at: row.get(17)?,
             })
         })
@@ -45,13 +50,13 @@ pub fn progress(
     conn: &Connection,
     name: &ItemName,
     size: u64,
-    total: u64,
+    total: Option<u64>,
     at: i64,
 ) -> Result<(), StoreError> {
     let changed = conn.execute(
         "UPDATE items SET size = ?2, total = ?3, updated_at = ?4
          WHERE name = ?1 AND state = 'incomplete' AND deleted_at IS NULL",
-        params![name.as_str(), int(size), int(total), at],
+        params![name.as_str(), int(size), total.map(int), at],
     )?;
     still_open(changed, name)
 }

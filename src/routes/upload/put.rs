@@ -1,0 +1,117 @@
+//! `PUT /+upload/<filename>`: `curl -T bundle.tar.gz https://user:support@HOST/+upload/` (curl
+//! appends the file's name). The body is the file: no multipart framing, streamed and hashed
+//! like every upload, committed as one item. Optional `?reference=` and `?comment=`, and
+//! bepasty's `Maxlife-Value`/`Maxlife-Unit` headers. Answers `201` with a text receipt, or JSON
+//! for `Accept: application/json`.
+
+use super::super::require;
+use super::super::resumable::uploader;
+use crate::auth::Permission;
+use crate::items::MaxLife;
+use crate::pages::ReceiptItem;
+use crate::server::{AppError, Request, Response, response};
+use crate::state::State;
+use crate::upload::engine::{clean_comment, clean_reference};
+use crate::upload::{Staged, UploadMeta};
+use http::{StatusCode, header};
+use http_body_util::BodyDataStream;
+
+pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
+    if req.headers.contains_key(header::CONTENT_RANGE) {
+        return Err(AppError::UnsupportedRange(
+            "PUT takes a whole file; resume with tus (/+tus/) or the REST API".into(),
+        ));
+    }
+    let who = require(state, &req, Permission::Create).await?;
+    let filename = path_filename(&req)?;
+    let len = req.content_length();
+    state.engine.check_room(len.unwrap_or(0)).await?;
+    let requested = MaxLife::parse(req.header("maxlife-value"), req.header("maxlife-unit"))?;
+    let lifetime = MaxLife::effective(
+        requested,
+        state.config.default_lifetime,
+        state.config.max_lifetime,
+    );
+    let now = crate::now();
+    let meta = UploadMeta {
+        created_at: now,
+        expires_at: lifetime.expires_at(now),
+        uploader: uploader(&req, &who),
+        reference: clean_reference(req.query("reference").as_deref())?,
+        comment: clean_comment(req.query("comment").as_deref())?,
+    };
+    let claimed = req
+        .header(header::CONTENT_TYPE)
+        .filter(|t| {
+            !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/")
+        })
+        .map(str::to_string);
+    let json = req.wants_json();
+    let account = state
+        .limits
+        .account(req.client_ip, who.can(Permission::Admin));
+    account.expect(len.unwrap_or(0))?;
+    account.add_items(1)?;
+    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let body = BodyDataStream::new(req.body);
+    let written = state
+        .engine
+        .receive(body, state.config.max_file_size, &ticket)
+        .await?;
+    if len.is_some_and(|l| l != written.size) {
+        return Err(AppError::interrupted());
+    }
+    let staged = Staged {
+        written,
+        filename: Some(filename),
+        claimed_type: claimed,
+        is_text: false,
+    };
+    let items = state.engine.commit(vec![staged], meta).await?;
+    let receipts: Vec<ReceiptItem> = items.iter().map(ReceiptItem::from).collect();
+    let first = receipts
+        .first()
+        .ok_or_else(|| AppError::Internal("empty commit".into()))?;
+    let mut resp = if json {
+        response::json(
+            StatusCode::CREATED,
+            &serde_json::json!({ "items": receipts }),
+        )
+    } else {
+        response::text(StatusCode::CREATED, text_receipt(state, &receipts))
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&first.url) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(item) = items.first() {
+        super::super::resumable::insert_receipt(state, resp.headers_mut(), item);
+    }
+    Ok(resp)
+}
+
+/// The last path segment, percent-decoded; it must be UTF-8 (it is sanitized when committed).
+fn path_filename(req: &Request) -> Result<String, AppError> {
+    let raw = req.uri.path().rsplit('/').next().unwrap_or("");
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| AppError::BadRequest("the file name in the path is not UTF-8".into()))
+}
+
+/// What curl prints: the proof, line by line.
+fn text_receipt(state: &State, items: &[ReceiptItem]) -> String {
+    let mut out = format!("Upload complete: {} file(s) received.\n", items.len());
+    for it in items {
+        out.push_str(&format!(
+            "item     {}\nfile     {}\nsize     {} bytes\nsha256   {}\nexpires  {}\nlink     {}{}\n",
+            it.name,
+            it.filename.escape_debug(),
+            it.size,
+            it.sha256,
+            it.expires,
+            state.config.public_url,
+            it.url
+        ));
+    }
+    out
+}
