@@ -78,8 +78,18 @@ fn shell_safe(url: &str) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'[' | b']' | b'@' | b'%' | b'+'
-                        | b'=' | b','
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b':'
+                        | b'/'
+                        | b'['
+                        | b']'
+                        | b'@'
+                        | b'%'
+                        | b'+'
+                        | b'='
+                        | b','
                 )
         })
 }
