@@ -308,7 +308,7 @@ create() {
             ;;
         000 | 429 | 500 | 502 | 503 | 504) ;;
         *)
-            say "error: $name: the server refused the upload: $(reason)"
+            refused
             return 1
             ;;
         esac
@@ -320,6 +320,16 @@ create() {
         backoff "$cr_try"
         cr_try=$((cr_try + 1))
     done
+}
+
+# Says why the server refused, with what to do about it.
+refused() {
+    say "error: $name: the server refused the upload: $(reason)"
+    case $code in
+    401 | 403) say "check the password (-p)" ;;
+    413) say "the file is larger than the server accepts" ;;
+    507) say "the server is out of disk space: please tell the support team" ;;
+    esac
 }
 
 save_state() {
@@ -411,11 +421,7 @@ upload_file() {
             return 1
             ;;
         *)
-            say "error: $name: the server refused the upload: $(reason)"
-            case $code in
-            507) say "the server is out of disk space: please tell the support team" ;;
-            413) say "the file is larger than the server accepts" ;;
-            esac
+            refused
             return 1
             ;;
         esac
