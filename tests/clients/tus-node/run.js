@@ -22,10 +22,15 @@ const spec = JSON.parse(process.argv[2])
 const trace = []
 const out = { trace }
 
+let reported = false
 function done(extra) {
+  if (reported) return
+  reported = true
   Object.assign(out, extra)
   process.stdout.write(`${JSON.stringify(out)}\n`)
-  process.exit(0)
+  // Let the client finish what it does after its callbacks (forgetting a finished upload in
+  // its URL storage), then end even if a kept-alive socket lingers.
+  setTimeout(() => process.exit(0), 3000).unref()
 }
 
 const size = fs.statSync(spec.file).size
