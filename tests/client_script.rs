@@ -173,7 +173,7 @@ async fn server_offset(t: &ScriptTest, secret: &str) -> Option<u64> {
     let state = t
         .state_files()
         .into_iter()
-        .find(|p| !p.extension().is_some_and(|e| e.to_str() == Some("tmp")))?;
+        .find(|p| p.extension().is_none_or(|e| e.to_str() != Some("tmp")))?;
     let text = std::fs::read_to_string(state).ok()?;
     let url = text.lines().nth(1)?.to_string();
     let resp = client()
