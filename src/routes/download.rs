@@ -1,10 +1,11 @@
 //! Downloads: `/<name>/+download`, `/<name>/+inline` and `/apis/rest/items/<name>/download`.
-//! Streamed from disk, with `Range` (206/416), `If-Range`, `If-None-Match`, and headers that
+//! Streamed from the blob store, with `Range` (206/416), `If-Range`, `If-None-Match`, and headers that
 //! keep a browser from ever running uploaded content.
 
 use super::{require, visible_item};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::Permission;
+use crate::blobs::{BlobStore, ByteStream};
 use crate::items::is_inline_safe;
 use crate::server::{AppError, Request, Response, response::Body};
 use crate::state::State;
@@ -12,10 +13,6 @@ use crate::store::{Item, blocking};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use std::io::SeekFrom;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-
-const READ_CHUNK: usize = 256 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -35,18 +32,8 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
     let who = require(state, &req, Permission::Read).await?;
     let name = req.item_name()?;
     let item = visible_item(state, &name, &who).await?;
-    let blobs = state.blobs.clone();
-    let n = name.clone();
-    let file = tokio::task::spawn_blocking(move || blobs.open_item(&n))
-        .await
-        .map_err(|e| AppError::Internal(format!("open task: {e}")))?
-        .map_err(|e| match e.kind() {
-            // Deleted between the lookup and here.
-            std::io::ErrorKind::NotFound => AppError::NotFound,
-            _ => AppError::Internal(format!("item {name}: its file cannot be opened: {e}")),
-        })?;
-    let mut file = tokio::fs::File::from_std(file);
-    let size = file.metadata().await?.len();
+    // Complete items never change: their recorded size is their blob's.
+    let size = item.size;
     let etag = format!("\"{}\"", item.sha256);
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH
@@ -76,8 +63,16 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
             &range.1.to_string(),
         );
         if req.method != http::Method::HEAD {
-            file.seek(SeekFrom::Start(range.0)).await?;
-            *resp.body_mut() = file_body(file.take(range.1));
+            let stream = state
+                .blobs
+                .read_range(&name, range.0, range.1)
+                .await
+                .map_err(|e| match e.kind() {
+                    // Deleted between the lookup and here.
+                    std::io::ErrorKind::NotFound => AppError::NotFound,
+                    _ => AppError::Internal(format!("item {name}: its bytes cannot be read: {e}")),
+                })?;
+            *resp.body_mut() = stream_body(stream);
             record_download(state, &item);
             let event = AuditEvent::new(Kind::Download, req.client_ip, who.label_or_anonymous());
             let detail = download_detail(mode, range, size);
@@ -117,8 +112,7 @@ fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
     }
 }
 
-fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
+fn stream_body(stream: ByteStream) -> Body {
     let frames = futures_util::StreamExt::map(stream, |chunk| chunk.map(hyper::body::Frame::data));
     StreamBody::new(frames).boxed_unsync()
 }

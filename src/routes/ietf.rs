@@ -11,11 +11,14 @@
 //! `Upload-Limit`, before the body is read.
 
 use super::require;
-use super::resumable::{default_expiry, insert_receipt, number, path_token, set, uploader};
-use crate::auth::{Permission, Principal};
+use super::resumable::{
+    default_expiry, drop_failed_creation, insert_receipt, number, path_token, set, uploader,
+};
+use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ItemState, Transaction};
+use crate::upload::engine::{clean_comment, clean_reference};
 use crate::upload::{Chunk, Encoding, NewUpload, Progress, Ticket, UploadError};
 use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::BodyDataStream;
@@ -102,30 +105,22 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         content_type,
         total,
         expires_at: default_expiry(state),
-        reference: None,
-        comment: None,
+        // As for PUT: the draft has no metadata fields of its own.
+        reference: clean_reference(req.query("reference").as_deref())?,
+        comment: clean_comment(req.query("comment").as_deref())?,
     };
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+resumable/{token}");
     let progress = match append(state, req, &tx, 0, total, complete, &ticket).await {
         Ok(p) => p,
-        Err(e) => return Err(failed_creation(state, &tx, &who, e).await),
+        Err(e) => {
+            drop_failed_creation(state, &tx, &who, &e).await;
+            return Err(e.into());
+        }
     };
     let mut resp = answer(state, StatusCode::CREATED, v, &progress);
     set(resp.headers_mut(), "location", &location);
     Ok(resp)
-}
-
-async fn failed_creation(
-    state: &State,
-    tx: &Transaction,
-    who: &Principal,
-    e: UploadError,
-) -> AppError {
-    if !matches!(e, UploadError::Interrupted | UploadError::Idle(_)) {
-        let _ = state.engine.cancel(tx, who.label_or_anonymous()).await;
-    }
-    e.into()
 }
 
 /// `HEAD`, `PATCH`, `DELETE` on `/+resumable/<token>`; `OPTIONS` gives the limits.

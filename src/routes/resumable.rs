@@ -3,9 +3,11 @@
 //! the proof of a finished upload.
 
 use crate::auth::Principal;
+use crate::items::MaxLife;
 use crate::server::{AppError, Request};
 use crate::state::State;
 use crate::store::{Item, ItemState, Transaction, Uploader};
+use crate::upload::UploadError;
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -42,12 +44,39 @@ pub fn uploader(req: &Request, who: &Principal) -> Uploader {
 
 /// When a new item expires: the configured default lifetime.
 pub fn default_expiry(state: &State) -> Option<i64> {
-    crate::items::MaxLife::effective(
-        None,
+    expiry(state, None)
+}
+
+/// When a new item expires, for a client's bepasty-style lifetime (`maxlife-value`,
+/// `maxlife-unit`; capped by `max_lifetime`) or the default one.
+pub fn requested_expiry(
+    state: &State,
+    value: Option<&str>,
+    unit: Option<&str>,
+) -> Result<Option<i64>, AppError> {
+    Ok(expiry(state, MaxLife::parse(value, unit)?))
+}
+
+fn expiry(state: &State, requested: Option<MaxLife>) -> Option<i64> {
+    MaxLife::effective(
+        requested,
         state.config.default_lifetime,
         state.config.max_lifetime,
     )
     .expires_at(crate::now())
+}
+
+/// A creation request whose first bytes failed: an interrupted body keeps the upload (the
+/// client may resume it), anything else removes it.
+pub async fn drop_failed_creation(
+    state: &State,
+    tx: &Transaction,
+    who: &Principal,
+    e: &UploadError,
+) {
+    if !matches!(e, UploadError::Interrupted | UploadError::Idle(_)) {
+        let _ = state.engine.cancel(tx, who.label_or_anonymous()).await;
+    }
 }
 
 /// A non-negative integer header (`Upload-Offset`, `Upload-Length`): digits only.

@@ -260,9 +260,10 @@ impl From<UploadError> for AppError {
         match e {
             UploadError::UnknownUpload => AppError::NotFound,
             UploadError::NotOwner => AppError::Forbidden(message),
-            UploadError::Completed | UploadError::Busy | UploadError::OffsetMismatch { .. } => {
-                AppError::Conflict(message)
-            }
+            UploadError::Completed
+            | UploadError::Busy
+            | UploadError::Superseded
+            | UploadError::OffsetMismatch { .. } => AppError::Conflict(message),
             UploadError::TooLarge { .. } | UploadError::BeyondLength { .. } => {
                 AppError::TooLarge(message)
             }

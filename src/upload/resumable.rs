@@ -8,31 +8,54 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 pub type Slot = Arc<tokio::sync::Mutex<Option<Sha256>>>;
 /// Held by the writer of an upload's partial file until its last write has run.
 pub type FileLock = Arc<tokio::sync::Mutex<()>>;
 
 #[derive(Default)]
+struct Entry {
+    slot: Slot,
+    file: FileLock,
+    /// Cancelled to ask the request holding the slot to stop (a newer one wants it).
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
 pub struct Resumable {
-    slots: Mutex<HashMap<ItemName, (Slot, FileLock)>>,
+    slots: Mutex<HashMap<ItemName, Entry>>,
 }
 
 impl Resumable {
-    fn entry(&self, name: &ItemName) -> (Slot, FileLock) {
+    fn with<T>(&self, name: &ItemName, f: impl FnOnce(&mut Entry) -> T) -> T {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let (slot, file) = slots.entry(name.clone()).or_default();
-        (Arc::clone(slot), Arc::clone(file))
+        f(slots.entry(name.clone()).or_default())
     }
 
     pub fn slot(&self, name: &ItemName) -> Slot {
-        self.entry(name).0
+        self.with(name, |e| Arc::clone(&e.slot))
     }
 
     /// The lock on the upload's partial file: a request that was dropped mid-chunk may still
     /// have writes queued; the next one waits for them before it cuts the file back.
     pub fn file_lock(&self, name: &ItemName) -> FileLock {
-        self.entry(name).1
+        self.with(name, |e| Arc::clone(&e.file))
+    }
+
+    /// Called by the request that just took the slot: the token it watches for [`Self::preempt`].
+    pub fn arm(&self, name: &ItemName) -> CancellationToken {
+        self.with(name, |e| {
+            e.stop = CancellationToken::new();
+            e.stop.clone()
+        })
+    }
+
+    /// Asks the request holding the slot to stop. A client that lost its connection without
+    /// the server noticing comes back with a new request; it should not wait for the old one
+    /// to time out (the IETF draft's advice: the newer request wins).
+    pub fn preempt(&self, name: &ItemName) {
+        self.with(name, |e| e.stop.cancel());
     }
 
     /// Drops an item's state (completed, deleted or abandoned).

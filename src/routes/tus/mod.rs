@@ -8,7 +8,8 @@ mod metadata;
 
 use super::require;
 use super::resumable::{
-    default_expiry, expires, insert_receipt, number, path_token, set, uploader,
+    default_expiry, drop_failed_creation, expires, insert_receipt, number, path_token, set,
+    uploader,
 };
 use crate::auth::{Permission, Principal};
 use crate::server::{AppError, Request, Response, response};
@@ -85,7 +86,10 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         let checksum = parse_checksum(req.header("upload-checksum"))?;
         match append(state, &chunk_at(0, None, checksum), &tx, req, &ticket).await {
             Ok(p) => Some(p),
-            Err(e) => return Err(failed_creation(state, &tx, &who, e).await),
+            Err(e) => {
+                drop_failed_creation(state, &tx, &who, &e).await;
+                return Err(tus_error(e));
+            }
         }
     } else {
         None
@@ -103,20 +107,6 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         }
     }
     Ok(resp)
-}
-
-/// A creation whose first bytes failed: an interrupted body keeps the upload (the client may
-/// resume it), anything else removes it.
-async fn failed_creation(
-    state: &State,
-    tx: &Transaction,
-    who: &Principal,
-    e: UploadError,
-) -> AppError {
-    if !matches!(e, UploadError::Interrupted | UploadError::Idle(_)) {
-        let _ = state.engine.cancel(tx, who.label_or_anonymous()).await;
-    }
-    tus_error(e)
 }
 
 /// `HEAD`, `PATCH` and `DELETE` on `/+tus/<token>`.

@@ -12,7 +12,6 @@ pub use receipt::receipt_page;
 
 use super::principal;
 use crate::auth::{Permission, Source};
-use crate::items::MaxLife;
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -91,19 +90,13 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
             is_text: true,
         });
     }
-    let requested = MaxLife::parse(
-        fields.maxlife_value.as_deref(),
-        fields.maxlife_unit.as_deref(),
-    )?;
-    let lifetime = MaxLife::effective(
-        requested,
-        state.config.default_lifetime,
-        state.config.max_lifetime,
-    );
-    let now = crate::now();
     let meta = UploadMeta {
-        created_at: now,
-        expires_at: lifetime.expires_at(now),
+        created_at: crate::now(),
+        expires_at: super::resumable::requested_expiry(
+            state,
+            fields.maxlife_value.as_deref(),
+            fields.maxlife_unit.as_deref(),
+        )?,
         uploader: Uploader {
             label: who.label_or_anonymous().to_string(),
             client_ip: ip,

@@ -5,9 +5,8 @@
 //! for `Accept: application/json`.
 
 use super::super::require;
-use super::super::resumable::uploader;
+use super::super::resumable::{insert_receipt, requested_expiry, uploader};
 use crate::auth::Permission;
-use crate::items::MaxLife;
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -26,16 +25,13 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
     let filename = path_filename(&req)?;
     let len = req.content_length();
     state.engine.check_room(len.unwrap_or(0)).await?;
-    let requested = MaxLife::parse(req.header("maxlife-value"), req.header("maxlife-unit"))?;
-    let lifetime = MaxLife::effective(
-        requested,
-        state.config.default_lifetime,
-        state.config.max_lifetime,
-    );
-    let now = crate::now();
     let meta = UploadMeta {
-        created_at: now,
-        expires_at: lifetime.expires_at(now),
+        created_at: crate::now(),
+        expires_at: requested_expiry(
+            state,
+            req.header("maxlife-value"),
+            req.header("maxlife-unit"),
+        )?,
         uploader: uploader(&req, &who),
         reference: clean_reference(req.query("reference").as_deref())?,
         comment: clean_comment(req.query("comment").as_deref())?,
@@ -84,7 +80,7 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     if let Some(item) = items.first() {
-        super::super::resumable::insert_receipt(state, resp.headers_mut(), item);
+        insert_receipt(state, resp.headers_mut(), item);
     }
     Ok(resp)
 }

@@ -11,6 +11,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use sha2::Digest;
 
+/// How long a request waits for an older one on the same upload to stop.
+const PREEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One request's part of an upload, as its protocol declares it.
 #[derive(Debug, Clone)]
 pub struct Chunk {
@@ -65,7 +68,19 @@ impl<B: BlobStore> Engine<B> {
     {
         let name = tx.item.name.clone();
         let slot = self.resumable.slot(&name);
-        let mut guard = slot.try_lock().map_err(|_| UploadError::Busy)?;
+        let mut guard = match slot.try_lock() {
+            Ok(g) => g,
+            // A resumable protocol's client is back while its old request still runs (its
+            // connection died unnoticed): stop that one, keeping what it received.
+            Err(_) if chunk.keep_partial => {
+                self.resumable.preempt(&name);
+                tokio::time::timeout(PREEMPT_WAIT, slot.lock())
+                    .await
+                    .map_err(|_| UploadError::Busy)?
+            }
+            Err(_) => return Err(UploadError::Busy),
+        };
+        let stop = self.resumable.arm(&name);
         // Re-read under the lock: a request that just finished may have moved the offset.
         let n = name.clone();
         let current = blocking(&self.store, move |s| s.upload(&n))
@@ -131,6 +146,7 @@ impl<B: BlobStore> Engine<B> {
             checksum: chunk.checksum.as_ref(),
             idle: self.settings.idle_timeout,
             ticket,
+            stop: Some(&stop),
         };
         let mut written = 0;
         let pumped = pump::pump(&mut body, &mut sink, &bounds, &mut written).await;
@@ -139,7 +155,10 @@ impl<B: BlobStore> Engine<B> {
                 && chunk.checksum.is_none()
                 && matches!(
                     e,
-                    UploadError::Interrupted | UploadError::Idle(_) | UploadError::TooSlow
+                    UploadError::Interrupted
+                        | UploadError::Idle(_)
+                        | UploadError::TooSlow
+                        | UploadError::Superseded
                 );
             if keep && written > 0 {
                 // The client is gone or stalled: keep what arrived, durably, so it resumes there.

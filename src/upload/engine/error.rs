@@ -42,6 +42,8 @@ pub enum UploadError {
     TooSlow,
     #[error("the upload was interrupted (the body ended early or the connection broke)")]
     Interrupted,
+    #[error("a newer request took over this upload; what arrived before it is kept")]
+    Superseded,
     #[error("not enough free space on the server for this upload")]
     NoSpace,
     #[error("a quota or the store's size limit was reached")]

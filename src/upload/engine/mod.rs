@@ -243,6 +243,7 @@ impl<B: BlobStore> Engine<B> {
             checksum: None,
             idle: self.settings.idle_timeout,
             ticket,
+            stop: None,
         };
         let mut written = 0;
         pump::pump(&mut body, &mut sink, &bounds, &mut written).await?;

@@ -10,6 +10,7 @@ use futures_util::{Stream, StreamExt};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How a body carries the file's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub struct Bounds<'a> {
     pub checksum: Option<&'a Checksum>,
     pub idle: Duration,
     pub ticket: &'a Ticket,
+    /// Cancelled when a newer request takes over the upload.
+    pub stop: Option<&'a CancellationToken>,
 }
 
 /// Streams `body` into `sink`; returns the file bytes written. On an error, what was handed to
@@ -101,15 +104,17 @@ where
     let mut check = b.checksum.map(|c| Running::new(c.algorithm));
     let limit = b.exact.unwrap_or(b.room).min(b.room);
     loop {
-        let next = receive_chunk(
-            async { body.next().await.transpose() },
-            b.idle,
-            &mut received,
-            b.max_body,
-            b.ticket,
-        )
-        .await
-        .map_err(|e| match e {
+        let next = tokio::select! {
+            next = receive_chunk(
+                async { body.next().await.transpose() },
+                b.idle,
+                &mut received,
+                b.max_body,
+                b.ticket,
+            ) => next,
+            () = stopped(b.stop) => return Err(UploadError::Superseded),
+        };
+        let next = next.map_err(|e| match e {
             ReceiveError::Idle(d) => UploadError::Idle(d),
             ReceiveError::TooLarge(limit) => UploadError::TooLarge {
                 size: received,
@@ -146,6 +151,13 @@ where
         return Err(UploadError::ChecksumMismatch);
     }
     Ok(())
+}
+
+async fn stopped(stop: Option<&CancellationToken>) {
+    match stop {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn write<W: BlobSink>(
