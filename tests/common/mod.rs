@@ -6,6 +6,7 @@
 
 mod binary;
 mod http;
+mod proxy;
 mod python;
 mod raw;
 mod receiver;
@@ -13,6 +14,8 @@ mod tls;
 mod wait;
 
 // Each test binary uses a subset.
+#[allow(unused_imports)]
+pub use proxy::*;
 #[allow(unused_imports)]
 pub use {binary::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*};
 
