@@ -565,7 +565,6 @@ async fn version_precondition_412() {
 
 /// tus 1.0.0: "the Server MUST respond with 412 and MUST include the Tus-Version header".
 #[tokio::test]
-#[ignore = "server bug, reported: the 412 answer has no Tus-Version header"]
 async fn version_412_names_the_supported_version() {
     let srv = TestServer::start().await;
     let resp = client()
