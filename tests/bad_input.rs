@@ -699,7 +699,7 @@ async fn route_errors_are_html_or_json() {
 
     let resp = get_as(&srv, Some(CUSTOMER), "/+upload").await;
     assert_eq!(resp.status().as_u16(), 405);
-    assert_eq!(resp.headers()[header::ALLOW], "POST");
+    assert_eq!(resp.headers()[header::ALLOW], "POST, OPTIONS");
     let ct = response_header(&resp, "content-type");
     assert!(ct.starts_with("text/html"), "{ct}");
 

@@ -12,7 +12,7 @@
 
 use super::require;
 use super::resumable::{
-    default_expiry, drop_failed_creation, insert_receipt, number, path_token, set, uploader,
+    cancel, default_expiry, drop_failed_creation, insert_receipt, number, path_token, set, uploader,
 };
 use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
@@ -175,7 +175,7 @@ pub async fn resource(state: &State, req: Request) -> Result<Response, AppError>
             }
         }
         Method::DELETE => {
-            state.engine.cancel(&tx, who.label_or_anonymous()).await?;
+            cancel(state, &req, &who, &tx, "IETF").await?;
             Ok(response::empty_status(StatusCode::NO_CONTENT))
         }
         _ => Err(AppError::MethodNotAllowed {

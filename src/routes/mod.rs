@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod audit;
+pub mod client_script;
 pub mod download;
 pub mod health;
 pub mod ietf;

@@ -2,6 +2,7 @@
 //! path, the uploader of a request, strict number headers, and the headers that give a client
 //! the proof of a finished upload.
 
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::Principal;
 use crate::items::MaxLife;
 use crate::server::{AppError, Request};
@@ -129,4 +130,24 @@ pub fn set(h: &mut HeaderMap, name: &'static str, value: impl AsRef<str>) {
     if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
         h.insert(name, v);
     }
+}
+
+/// The uploader ends its incomplete upload (tus termination, IETF cancellation); recorded in
+/// the audit trail like every deletion.
+pub async fn cancel(
+    state: &State,
+    req: &Request,
+    who: &Principal,
+    tx: &Transaction,
+    protocol: &str,
+) -> Result<(), UploadError> {
+    state.engine.cancel(tx, who.label_or_anonymous()).await?;
+    let event = AuditEvent::new(Kind::Delete, req.client_ip, who.label_or_anonymous())
+        .item(&tx.item.name)
+        .detail(format!(
+            "incomplete upload {} cancelled by its uploader ({protocol}) at {} bytes",
+            tx.item.filename, tx.item.size
+        ));
+    state.audit.record(event).await;
+    Ok(())
 }

@@ -137,6 +137,11 @@ impl AppError {
             AppError::TooManyRequests { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             }
+            AppError::ChecksumMismatch(_) => {
+                // hyper knows no reason phrase for tus's own status.
+                resp.extensions_mut()
+                    .insert(hyper::ext::ReasonPhrase::from_static(b"Checksum Mismatch"));
+            }
             AppError::RangeNotSatisfiable { size } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     headers.insert(header::CONTENT_RANGE, v);

@@ -13,15 +13,25 @@ use std::time::Instant;
 
 /// Headers that must appear at most once: a second copy is either an attack (smuggling,
 /// credential confusion) or a broken client, and which copy wins is never guessed.
-const SINGLE: [&str; 8] = [
+const SINGLE: [&str; 17] = [
     "authorization",
     "content-type",
     "content-range",
     "content-filename",
+    "content-disposition",
     "transaction-id",
     "host",
     "range",
     "x-forwarded-proto",
+    // The resumable protocols' (tus, IETF draft).
+    "tus-resumable",
+    "upload-offset",
+    "upload-length",
+    "upload-defer-length",
+    "upload-metadata",
+    "upload-checksum",
+    "upload-complete",
+    "upload-draft-interop-version",
 ];
 
 pub(super) async fn handle(
@@ -56,11 +66,12 @@ pub(super) async fn handle(
         };
     let mut resp = result.unwrap_or_else(|e| e.into_response_as(error_format));
     if is_tus(&path) {
-        // tus: on every answer, errors included.
-        resp.headers_mut().insert(
-            "tus-resumable",
-            HeaderValue::from_static(crate::routes::tus::VERSION),
-        );
+        let version = HeaderValue::from_static(crate::routes::tus::VERSION);
+        // tus: on every answer, errors included; a 412 names the versions we speak.
+        if resp.status() == http::StatusCode::PRECONDITION_FAILED {
+            resp.headers_mut().insert("tus-version", version.clone());
+        }
+        resp.headers_mut().insert("tus-resumable", version);
     }
     if method == http::Method::HEAD {
         without_body(&mut resp);

@@ -38,6 +38,7 @@ pub enum Route {
     ApiItemLock,
     ApiItemUnlock,
     Audit,
+    ClientScript,
 }
 
 const GET: &str = "GET, HEAD";
@@ -96,6 +97,7 @@ impl Route {
             Route::ApiItemLock => "api-lock",
             Route::ApiItemUnlock => "api-unlock",
             Route::Audit => "audit",
+            Route::ClientScript => "client-script",
         }
     }
 }
@@ -120,6 +122,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["+receipt"] => Some((Route::Receipt, None)),
         ["+list"] => Some((Route::List, None)),
         ["+audit"] => Some((Route::Audit, None)),
+        ["+client.sh"] => Some((Route::ClientScript, None)),
         ["apis", "rest"] => Some((Route::ApiInfo, None)),
         ["apis", "rest", "items"] => Some((Route::ApiItems, None)),
         ["apis", "rest", "items", name] => item(name, Route::ApiItem),
@@ -187,6 +190,7 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::ApiItemLock => routes::rest::lock(state, req).await,
         Route::ApiItemUnlock => routes::rest::unlock(state, req).await,
         Route::Audit => routes::audit::page(state, req).await,
+        Route::ClientScript => routes::client_script::serve(state, req).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod binary;
 mod chromium;
 mod cut_proxy;
 mod http;
+mod proxy;
 mod python;
 mod raw;
 mod receiver;
@@ -16,9 +17,12 @@ mod wait;
 
 // Each test binary uses a subset.
 #[allow(unused_imports)]
-pub use {
-    binary::*, chromium::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*,
-};
+pub use proxy::*;
+#[allow(unused_imports)]
+pub use {binary::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*};
+// The browser upload tests' Chromium with JavaScript and cutting proxy.
+#[allow(unused_imports)]
+pub use {chromium::*, cut_proxy::*};
 
 use base64::Engine;
 use sha2::Digest;

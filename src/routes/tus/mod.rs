@@ -8,7 +8,7 @@ mod metadata;
 
 use super::require;
 use super::resumable::{
-    default_expiry, drop_failed_creation, expires, insert_receipt, number, path_token, set,
+    cancel, default_expiry, drop_failed_creation, expires, insert_receipt, number, path_token, set,
     uploader,
 };
 use crate::auth::{Permission, Principal};
@@ -123,9 +123,7 @@ pub async fn resource(state: &State, req: Request) -> Result<Response, AppError>
         Method::HEAD => Ok(head(state, &tx)),
         Method::PATCH => patch(state, req, &who, &tx).await,
         Method::DELETE => {
-            state
-                .engine
-                .cancel(&tx, who.label_or_anonymous())
+            cancel(state, &req, &who, &tx, "tus")
                 .await
                 .map_err(|e| match e {
                     UploadError::Completed => AppError::Conflict(

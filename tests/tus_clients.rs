@@ -1,0 +1,854 @@
+//! The tus endpoint (`/+tus/`) checked by clients nobody here wrote: tuspy (the tus project's
+//! Python client, in the venv `.ci/python-deps.sh` makes) and tus-js-client (its JavaScript
+//! client under Node, `tests/clients/tus-node`, `npm ci` there). They create, upload in chunks,
+//! stop and resume from their own URL storage in a new process, send checksums, terminate,
+//! defer the length, send metadata and authenticate with Basic; each item's SHA-256 is then
+//! checked on the server. Then the protocol step by step with reqwest, for what no client
+//! covers: discovery, errors (412, 404, 409, 460, 403, 413, 415), creation-with-upload,
+//! Upload-Expires, termination.
+//!
+//! Without the clients these tests print "skipped: ..." and pass, unless
+//! `SFX_REQUIRE_TUS_CLIENTS=1` (set by `.ci/run`), which makes them fail instead.
+//! Everything talks to 127.0.0.1 only.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const REQUIRE: &str = "SFX_REQUIRE_TUS_CLIENTS";
+const TUS: &str = "/+tus/";
+/// A second credential that may create: uploads of one are not the other's.
+const PARTNER: &str = "partner-secret";
+
+fn partner_toml() -> &'static str {
+    "[[secrets]]\nlabel = \"partners\"\nsecret = \"partner-secret\"\npermissions = [\"create\"]\n"
+}
+
+// ---------------------------------------------------------------------------------------------
+// The clients
+
+/// The venv's python when it has tuspy; otherwise skip (or fail when required).
+fn tuspy() -> Option<PathBuf> {
+    let python = venv_dir().join("bin/python");
+    let ok = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import tusclient.client, requests"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_unless_required(
+            REQUIRE,
+            &format!(
+                "no venv with tuspy at {} (run .ci/python-deps.sh)",
+                venv_dir().display()
+            ),
+        );
+        return None;
+    }
+    Some(python)
+}
+
+fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/tus-node")
+}
+
+/// `node` when tus-js-client is installed in tests/clients/tus-node; otherwise skip.
+fn tus_js() -> Option<()> {
+    let installed = node_dir()
+        .join("node_modules/tus-js-client/package.json")
+        .exists();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(installed && node) {
+        skip_unless_required(
+            REQUIRE,
+            "no node or no tus-js-client (run `npm ci` in tests/clients/tus-node)",
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// Runs tests/clients/tuspy_run.py with `spec`; returns its JSON report.
+async fn run_tuspy(python: &Path, cwd: &Path, spec: Value) -> Value {
+    let run = run_python(python, cwd, "tuspy_run.py", &[&spec.to_string()], None, &[]).await;
+    assert!(run.status.success(), "tuspy_run.py: {}", run.stderr);
+    last_json(&run.stdout)
+}
+
+/// Runs tests/clients/tus-node/run.js under node with `spec`; returns its JSON report.
+async fn run_tus_js(cwd: &Path, spec: Value) -> Value {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(node_dir().join("run.js"))
+        .arg(spec.to_string())
+        .current_dir(cwd)
+        .env("NO_PROXY", "*")
+        .env("no_proxy", "*")
+        .kill_on_drop(true);
+    for var in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] {
+        cmd.env_remove(var);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("node finished in time")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "--- run.js {spec}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "run.js failed");
+    last_json(&stdout)
+}
+
+fn last_json(stdout: &str) -> Value {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON report in {stdout}"));
+    serde_json::from_str(line).expect("a JSON report")
+}
+
+fn no_error(report: &Value) {
+    assert!(
+        report.get("error").is_none_or(Value::is_null),
+        "the client failed: {}",
+        report["error"]
+    );
+}
+
+fn requests<'a>(report: &'a Value, method: &str) -> Vec<&'a Value> {
+    report["trace"]
+        .as_array()
+        .expect("a trace")
+        .iter()
+        .filter(|r| r["method"] == method)
+        .collect()
+}
+
+/// The item a complete upload became: checks the `Sfx-*` headers a client saw (`headers`)
+/// against the file and the server's own metadata; returns the item name.
+async fn check_item(srv: &TestServer, headers: &Value, file: &Path, filename: &str) -> String {
+    let sha = external_sha256(file);
+    assert_eq!(headers["sfx-sha256"], sha.as_str(), "Sfx-Sha256: {headers}");
+    let item = headers["sfx-item"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Sfx-Item: {headers}"))
+        .to_string();
+    let meta = file_meta(srv, &item).await;
+    assert_eq!(meta["hash"], sha.as_str(), "{meta}");
+    assert_eq!(meta["filename"], filename, "{meta}");
+    assert_eq!(
+        meta["size"],
+        std::fs::metadata(file).unwrap().len(),
+        "{meta}"
+    );
+    assert_eq!(external_sha256(&srv.stored_path(&item)), sha);
+    item
+}
+
+/// HEAD of an upload URL as `secret`: status and `Upload-Offset`.
+async fn head(url: &str, secret: &str) -> (StatusCode, Option<u64>) {
+    let resp = client()
+        .head(url)
+        .header("Tus-Resumable", "1.0.0")
+        .basic_auth("user", Some(secret))
+        .send()
+        .await
+        .unwrap();
+    let offset = resp
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (resp.status(), offset)
+}
+
+#[tokio::test]
+async fn tuspy_chunks_checksums_metadata() {
+    let Some(python) = tuspy() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "data.bin", MIB + 333, 1);
+    let report = run_tuspy(
+        &python,
+        tmp.path(),
+        json!({
+            "endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file,
+            "chunk_size": 256 * 1024, "checksum": true,
+            "metadata": {"filename": "tuspy report.tar.gz", "filetype": "application/gzip",
+                         "reference": "CASE-7", "comment": "via tuspy ✓"},
+        }),
+    )
+    .await;
+    no_error(&report);
+    let patches = requests(&report, "PATCH");
+    assert_eq!(patches.len(), 5, "five chunks");
+    for p in &patches {
+        let sum = p["headers"]["upload-checksum"].as_str().unwrap_or("");
+        assert!(sum.starts_with("sha1 "), "tuspy sends sha1 checksums: {p}");
+        assert_eq!(p["status"], 204);
+        assert_eq!(
+            p["headers"]["authorization"],
+            format!("Basic {}", b64(format!("user:{CUSTOMER}").as_bytes()))
+        );
+    }
+    let item = check_item(&srv, &report["patch_headers"], &file, "tuspy report.tar.gz").await;
+    // HEAD of the complete upload tells the same.
+    assert_eq!(report["head_status"], 200);
+    assert_eq!(report["head_headers"]["sfx-item"], item.as_str());
+    let meta = file_meta(&srv, &item).await;
+    assert_eq!(meta["reference"], "CASE-7");
+    assert_eq!(meta["comment"], "via tuspy ✓");
+    assert_eq!(meta["type"], "application/gzip", "{meta}");
+    srv.stop().await;
+}
+
+/// Stopped after two of eight chunks, then a new process finds the URL in tuspy's storage,
+/// asks the offset and sends only the rest.
+#[tokio::test]
+async fn tuspy_resumes_in_a_new_process() {
+    let Some(python) = tuspy() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let size = MIB + 4321;
+    let chunk = 128 * 1024;
+    let file = random_file(tmp.path(), "resume.bin", size, 2);
+    let storage = tmp.path().join("tuspy-urls.json");
+    let spec = |stop_at: Option<usize>| {
+        json!({"endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file, "chunk_size": chunk,
+               "checksum": true, "storage": storage, "stop_at": stop_at,
+               "metadata": {"filename": "resume.bin"}})
+    };
+    let first = run_tuspy(&python, tmp.path(), spec(Some(2 * chunk))).await;
+    no_error(&first);
+    assert_eq!(first["offset"], 2 * chunk);
+    let url = first["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        head(&url, CUSTOMER).await,
+        (StatusCode::OK, Some(2 * chunk as u64))
+    );
+    assert!(
+        first["head_headers"].get("sfx-sha256").is_none(),
+        "not complete yet"
+    );
+
+    let second = run_tuspy(&python, tmp.path(), spec(None)).await;
+    no_error(&second);
+    assert_eq!(second["url"], url.as_str(), "the same upload");
+    assert_eq!(second["resumed_offset"], 2 * chunk);
+    assert!(requests(&second, "POST").is_empty(), "no new upload");
+    let sent: u64 = requests(&second, "PATCH")
+        .iter()
+        .map(|p| p["body_len"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, (size - 2 * chunk) as u64, "only the rest was sent");
+    check_item(&srv, &second["patch_headers"], &file, "resume.bin").await;
+    assert_eq!(srv.item_names().len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn tuspy_wrong_password_is_refused() {
+    let Some(python) = tuspy() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "x.bin", 1000, 3);
+    let report = run_tuspy(
+        &python,
+        tmp.path(),
+        json!({"endpoint": srv.url(TUS), "secret": "wrong", "file": file}),
+    )
+    .await;
+    assert_eq!(report["error"]["status"], 403, "{report}");
+    assert!(srv.item_names().is_empty());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn tus_js_chunks_metadata_basic_auth() {
+    let Some(()) = tus_js() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "js.bin", 3 * 256 * 1024 + 17, 4);
+    let report = run_tus_js(
+        tmp.path(),
+        json!({"endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file, "chunkSize": 256 * 1024,
+               "metadata": {"filename": "tus-js ünïcode.log", "filetype": "text/plain",
+                            "reference": "JS-1"}}),
+    )
+    .await;
+    no_error(&report);
+    assert_eq!(requests(&report, "POST").len(), 1);
+    assert_eq!(requests(&report, "PATCH").len(), 4);
+    let item = check_item(&srv, &report["headers"], &file, "tus-js ünïcode.log").await;
+    assert_eq!(file_meta(&srv, &item).await["reference"], "JS-1");
+    srv.stop().await;
+}
+
+/// Aborted after a chunk, then a new process finds the upload in tus-js-client's
+/// FileUrlStorage (fingerprint: path, size, mtime), resumes it and forgets it when done.
+#[tokio::test]
+async fn tus_js_resumes_from_its_url_storage() {
+    let Some(()) = tus_js() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let size = MIB + 99;
+    let chunk = 256 * 1024;
+    let file = random_file(tmp.path(), "again.bin", size, 5);
+    let storage = tmp.path().join("tus-urls.json");
+    let spec = |abort: Option<usize>| {
+        json!({"endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file, "chunkSize": chunk,
+               "storage": storage, "abortAfter": abort, "metadata": {"filename": "again.bin"}})
+    };
+    let first = run_tus_js(tmp.path(), spec(Some(chunk))).await;
+    assert_eq!(first["aborted"], true, "{first}");
+    let url = first["url"].as_str().unwrap().to_string();
+    let (status, offset) = head(&url, CUSTOMER).await;
+    assert_eq!(status, StatusCode::OK);
+    let kept = offset.unwrap();
+    assert!(kept >= chunk as u64 && kept < size as u64, "{kept}");
+
+    let second = run_tus_js(tmp.path(), spec(None)).await;
+    no_error(&second);
+    assert_eq!(second["previous"], 1, "found in its storage");
+    assert_eq!(second["url"], url.as_str(), "the same upload");
+    assert!(requests(&second, "POST").is_empty(), "no new upload");
+    assert_eq!(requests(&second, "HEAD").len(), 1, "asked the offset");
+    let first_patch = requests(&second, "PATCH")[0];
+    assert_eq!(first_patch["headers"]["upload-offset"], kept.to_string());
+    check_item(&srv, &second["headers"], &file, "again.bin").await;
+    let stored = std::fs::read_to_string(&storage).unwrap_or_default();
+    assert!(!stored.contains("tus::"), "forgotten when done: {stored}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn tus_js_terminate() {
+    let Some(()) = tus_js() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "gone.bin", MIB, 6);
+    let report = run_tus_js(
+        tmp.path(),
+        json!({"endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file, "chunkSize": 256 * 1024,
+               "abortAfter": 256 * 1024, "terminate": true}),
+    )
+    .await;
+    assert_eq!(report["aborted"], true, "{report}");
+    no_error(&report);
+    let delete = requests(&report, "DELETE");
+    assert_eq!(delete.len(), 1, "abort(true) terminates");
+    assert_eq!(delete[0]["status"], 204);
+    let url = report["url"].as_str().unwrap();
+    let (status, _) = head(url, CUSTOMER).await;
+    assert!(
+        matches!(status.as_u16(), 404 | 410),
+        "after termination: {status}"
+    );
+    assert!(srv.item_names().is_empty());
+    wait_until("partial data removed", Duration::from_secs(5), || {
+        srv.partial_files().is_empty() && srv.temp_files().is_empty()
+    })
+    .await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn tus_js_deferred_length() {
+    let Some(()) = tus_js() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let size = 600 * 1024 + 5;
+    let file = random_file(tmp.path(), "stream.bin", size, 7);
+    let report = run_tus_js(
+        tmp.path(),
+        json!({"endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file, "chunkSize": 256 * 1024,
+               "deferred": true, "metadata": {"filename": "stream.bin"}}),
+    )
+    .await;
+    no_error(&report);
+    let post = requests(&report, "POST")[0];
+    assert_eq!(post["headers"]["upload-defer-length"], "1", "{post}");
+    assert!(post["headers"].get("upload-length").is_none());
+    let told: Vec<_> = requests(&report, "PATCH")
+        .iter()
+        .filter_map(|p| p["headers"]["upload-length"].as_str())
+        .collect();
+    assert_eq!(
+        told,
+        vec![size.to_string().as_str()],
+        "the length, once, at the end"
+    );
+    check_item(&srv, &report["headers"], &file, "stream.bin").await;
+    srv.stop().await;
+}
+
+/// uploadDataDuringCreation: a small file in the POST itself, whose 201 is the receipt.
+#[tokio::test]
+async fn tus_js_creation_with_upload() {
+    let Some(()) = tus_js() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "small.txt", 5000, 8);
+    let report = run_tus_js(
+        tmp.path(),
+        json!({"endpoint": srv.url(TUS), "secret": CUSTOMER, "file": file, "chunkSize": 256 * 1024,
+               "withUpload": true, "metadata": {"filename": "small.txt"}}),
+    )
+    .await;
+    no_error(&report);
+    assert_eq!(report["trace"].as_array().unwrap().len(), 1, "one POST");
+    assert_eq!(report["status"], 201);
+    check_item(&srv, &report["headers"], &file, "small.txt").await;
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The protocol step by step
+
+fn tus_req(method: reqwest::Method, url: &str, secret: Option<&str>) -> reqwest::RequestBuilder {
+    let mut r = client()
+        .request(method, url)
+        .header("Tus-Resumable", "1.0.0");
+    if let Some(s) = secret {
+        r = r.basic_auth("user", Some(s));
+    }
+    r
+}
+
+fn hv(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// Creates an upload of `length` bytes as `secret`; returns its absolute URL.
+async fn create(srv: &TestServer, secret: &str, length: u64) -> String {
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(secret))
+        .header("Upload-Length", length.to_string())
+        .header("Upload-Metadata", format!("filename {}", b64(b"step.bin")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = hv(&resp, "location").expect("Location");
+    srv.url(&location)
+}
+
+async fn patch(url: &str, secret: &str, offset: u64, body: &[u8]) -> reqwest::RequestBuilder {
+    tus_req(reqwest::Method::PATCH, url, Some(secret))
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", offset.to_string())
+        .body(body.to_vec())
+}
+
+/// Status, `Tus-Resumable` present, and the text reason.
+async fn error_of(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    assert_eq!(
+        hv(&resp, "tus-resumable").as_deref(),
+        Some("1.0.0"),
+        "Tus-Resumable on the {status} answer"
+    );
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn options_discovery_without_auth() {
+    let srv = TestServer::start_with("max_file_size = \"3MiB\"").await;
+    let resp = client()
+        .request(reqwest::Method::OPTIONS, srv.url(TUS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hv(&resp, "tus-resumable").as_deref(), Some("1.0.0"));
+    assert_eq!(hv(&resp, "tus-version").as_deref(), Some("1.0.0"));
+    assert_eq!(hv(&resp, "tus-max-size").as_deref(), Some("3145728"));
+    let ext = hv(&resp, "tus-extension").unwrap_or_default();
+    for e in [
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "expiration",
+        "checksum",
+        "termination",
+    ] {
+        assert!(ext.split(',').any(|x| x.trim() == e), "{e} in {ext}");
+    }
+    let algos = hv(&resp, "tus-checksum-algorithm").unwrap_or_default();
+    for a in ["sha1", "sha256"] {
+        assert!(algos.split(',').any(|x| x.trim() == a), "{a} in {algos}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn creation_location_expires_and_head() {
+    let srv = TestServer::start_with("incomplete_ttl = \"2h\"").await;
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(CUSTOMER))
+        .header("Upload-Length", "10")
+        .header(
+            "Upload-Metadata",
+            format!("filename {},reference {}", b64(b"a.txt"), b64(b"R-1")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(hv(&resp, "tus-resumable").as_deref(), Some("1.0.0"));
+    assert_eq!(hv(&resp, "upload-offset").as_deref(), Some("0"));
+    let location = hv(&resp, "location").unwrap();
+    let id = location
+        .strip_prefix("/+tus/")
+        .expect("an absolute path under /+tus/");
+    assert_eq!(id.len(), 43, "{id}");
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    // Upload-Expires: an HTTP date about incomplete_ttl from now.
+    let expires = hv(&resp, "upload-expires").expect("Upload-Expires");
+    let when = httpdate::parse_http_date(&expires).expect("an HTTP date");
+    let ahead = when
+        .duration_since(std::time::SystemTime::now())
+        .expect("in the future");
+    assert!(
+        ahead > Duration::from_secs(7000) && ahead <= Duration::from_secs(7201),
+        "{expires}"
+    );
+
+    let url = srv.url(&location);
+    let h = tus_req(reqwest::Method::HEAD, &url, Some(CUSTOMER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.status(), StatusCode::OK);
+    assert_eq!(hv(&h, "upload-offset").as_deref(), Some("0"));
+    assert_eq!(hv(&h, "upload-length").as_deref(), Some("10"));
+    assert_eq!(hv(&h, "cache-control").as_deref(), Some("no-store"));
+    let meta = hv(&h, "upload-metadata").unwrap_or_default();
+    assert!(
+        meta.contains(&format!("filename {}", b64(b"a.txt"))),
+        "{meta}"
+    );
+    assert!(hv(&h, "sfx-sha256").is_none(), "not complete");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn version_precondition_412() {
+    let srv = TestServer::start().await;
+    for version in [None, Some("0.2.2"), Some("2.0.0")] {
+        let mut r = client()
+            .post(srv.url(TUS))
+            .basic_auth("user", Some(CUSTOMER))
+            .header("Upload-Length", "1");
+        if let Some(v) = version {
+            r = r.header("Tus-Resumable", v);
+        }
+        let resp = r.send().await.unwrap();
+        let (status, reason) = error_of(resp).await;
+        assert_eq!(status, 412, "Tus-Resumable {version:?}");
+        assert!(!reason.is_empty());
+    }
+    assert!(srv.item_names().is_empty());
+    srv.stop().await;
+}
+
+/// tus 1.0.0: "the Server MUST respond with 412 and MUST include the Tus-Version header".
+#[tokio::test]
+async fn version_412_names_the_supported_version() {
+    let srv = TestServer::start().await;
+    let resp = client()
+        .post(srv.url(TUS))
+        .basic_auth("user", Some(CUSTOMER))
+        .header("Tus-Resumable", "0.2.2")
+        .header("Upload-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 412);
+    assert_eq!(hv(&resp, "tus-version").as_deref(), Some("1.0.0"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_upload_404() {
+    let srv = TestServer::start().await;
+    let unknown = srv.url("/+tus/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    for method in [reqwest::Method::HEAD, reqwest::Method::DELETE] {
+        let resp = tus_req(method.clone(), &unknown, Some(CUSTOMER))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(resp).await.0, 404, "{method}");
+    }
+    let resp = patch(&unknown, CUSTOMER, 0, b"abc")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 404);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_offset_409_keeps_nothing() {
+    let srv = TestServer::start().await;
+    let url = create(&srv, CUSTOMER, 6).await;
+    let resp = patch(&url, CUSTOMER, 3, b"def").await.send().await.unwrap();
+    let (status, reason) = error_of(resp).await;
+    assert_eq!(status, 409);
+    assert!(!reason.is_empty());
+    assert_eq!(head(&url, CUSTOMER).await.1, Some(0));
+    // The right offset works, and so does the next.
+    let resp = patch(&url, CUSTOMER, 0, b"abc").await.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hv(&resp, "upload-offset").as_deref(), Some("3"));
+    let resp = patch(&url, CUSTOMER, 0, b"abc").await.send().await.unwrap();
+    assert_eq!(error_of(resp).await.0, 409, "a replayed chunk");
+    let resp = patch(&url, CUSTOMER, 3, b"def").await.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hv(&resp, "sfx-sha256").unwrap(), sha256_hex(b"abcdef"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn checksum_mismatch_460_not_stored() {
+    let srv = TestServer::start().await;
+    let url = create(&srv, CUSTOMER, 6).await;
+    let wrong = b64(&sha2_digest(b"something else"));
+    let resp = patch(&url, CUSTOMER, 0, b"abcdef")
+        .await
+        .header("Upload-Checksum", format!("sha256 {wrong}"))
+        .send()
+        .await
+        .unwrap();
+    let (status, reason) = error_of(resp).await;
+    assert_eq!(status, 460);
+    assert!(!reason.is_empty());
+    assert_eq!(
+        head(&url, CUSTOMER).await.1,
+        Some(0),
+        "the chunk was not stored"
+    );
+    // An algorithm the server does not offer: 400.
+    let resp = patch(&url, CUSTOMER, 0, b"abcdef")
+        .await
+        .header("Upload-Checksum", "md5 6AeS3Bcuz9V3RiVgG3ZU1g==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 400);
+    // The right sha1 is taken.
+    let sha1 = sha1sum::digest(b"abcdef");
+    let resp = patch(&url, CUSTOMER, 0, b"abcdef")
+        .await
+        .header("Upload-Checksum", format!("sha1 {}", b64(&sha1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hv(&resp, "sfx-sha256").unwrap(), sha256_hex(b"abcdef"));
+    srv.stop().await;
+}
+
+fn sha2_digest(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+/// SHA-1 by `sha1sum`, independently of the server's implementation.
+mod sha1sum {
+    pub fn digest(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha1sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sha1sum is installed");
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let hex_digest = String::from_utf8(out.stdout).unwrap();
+        hex::decode(hex_digest.split_whitespace().next().unwrap()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn another_credentials_upload_403() {
+    let srv = TestServer::start_with(partner_toml()).await;
+    let url = create(&srv, CUSTOMER, 3).await;
+    let resp = patch(&url, PARTNER, 0, b"abc").await.send().await.unwrap();
+    assert_eq!(error_of(resp).await.0, 403);
+    let resp = tus_req(reqwest::Method::HEAD, &url, Some(PARTNER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 403);
+    let resp = tus_req(reqwest::Method::DELETE, &url, Some(PARTNER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 403);
+    // Without credentials, or wrong ones.
+    let resp = tus_req(reqwest::Method::HEAD, &url, None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 403);
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some("nope"))
+        .header("Upload-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 403);
+    // The owner still can.
+    assert_eq!(head(&url, CUSTOMER).await, (StatusCode::OK, Some(0)));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bearer_and_token_auth() {
+    let srv = TestServer::start().await;
+    let resp = client()
+        .post(srv.url(TUS))
+        .header("Tus-Resumable", "1.0.0")
+        .bearer_auth(CUSTOMER)
+        .header("Upload-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = client()
+        .post(srv.url(&format!("{TUS}?token={CUSTOMER}")))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn creation_with_upload_and_metadata_aliases() {
+    let srv = TestServer::start().await;
+    let data = random_bytes(70_000, 9);
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(CUSTOMER))
+        .header("Upload-Length", data.len().to_string())
+        .header("Content-Type", "application/offset+octet-stream")
+        // `name`/`type` as Uppy and others send them; a key without a value is allowed.
+        .header(
+            "Upload-Metadata",
+            format!(
+                "name {},type {},comment {},empty",
+                b64("über.csv".as_bytes()),
+                b64(b"text/csv"),
+                b64(b"all at once")
+            ),
+        )
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(hv(&resp, "upload-offset"), Some(data.len().to_string()));
+    let sha = sha256_hex(&data);
+    assert_eq!(hv(&resp, "sfx-sha256").as_deref(), Some(sha.as_str()));
+    let item = hv(&resp, "sfx-item").unwrap();
+    let meta = file_meta(&srv, &item).await;
+    assert_eq!(meta["filename"], "über.csv");
+    assert_eq!(meta["type"], "text/csv");
+    assert_eq!(meta["comment"], "all at once");
+    assert_eq!(meta["hash"], sha.as_str());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn defer_length_step_by_step() {
+    let srv = TestServer::start().await;
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(CUSTOMER))
+        .header("Upload-Defer-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let url = srv.url(&hv(&resp, "location").unwrap());
+    let h = tus_req(reqwest::Method::HEAD, &url, Some(CUSTOMER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hv(&h, "upload-defer-length").as_deref(), Some("1"));
+    assert!(hv(&h, "upload-length").is_none());
+    let resp = patch(&url, CUSTOMER, 0, b"abc").await.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(hv(&resp, "sfx-sha256").is_none());
+    let resp = patch(&url, CUSTOMER, 3, b"de")
+        .await
+        .header("Upload-Length", "5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hv(&resp, "sfx-sha256").unwrap(), sha256_hex(b"abcde"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn size_and_content_type_refusals() {
+    let srv = TestServer::start_with("max_file_size = \"1MiB\"").await;
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(CUSTOMER))
+        .header("Upload-Length", (2 * MIB).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 413);
+    let url = create(&srv, CUSTOMER, 3).await;
+    let resp = tus_req(reqwest::Method::PATCH, &url, Some(CUSTOMER))
+        .header("Content-Type", "text/plain")
+        .header("Upload-Offset", "0")
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 415);
+    // More than the declared length.
+    let resp = patch(&url, CUSTOMER, 0, b"abcd")
+        .await
+        .send()
+        .await
+        .unwrap();
+    let status = error_of(resp).await.0;
+    assert!(matches!(status, 400 | 409 | 413), "{status}");
+    assert_eq!(head(&url, CUSTOMER).await.1, Some(0));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn termination_step_by_step() {
+    let srv = TestServer::start().await;
+    let url = create(&srv, CUSTOMER, 10).await;
+    let resp = patch(&url, CUSTOMER, 0, b"abc").await.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = tus_req(reqwest::Method::DELETE, &url, Some(CUSTOMER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hv(&resp, "tus-resumable").as_deref(), Some("1.0.0"));
+    let (status, _) = head(&url, CUSTOMER).await;
+    assert!(matches!(status.as_u16(), 404 | 410), "{status}");
+    let resp = patch(&url, CUSTOMER, 3, b"def").await.send().await.unwrap();
+    let (status, _) = error_of(resp).await;
+    assert!(matches!(status, 404 | 410), "{status}");
+    assert!(srv.item_names().is_empty());
+    srv.stop().await;
+}
