@@ -852,3 +852,37 @@ async fn termination_step_by_step() {
     assert!(srv.item_names().is_empty());
     srv.stop().await;
 }
+
+/// The page's "Keep for" rides in `Upload-Metadata` as the form's `maxlife-*` fields.
+#[tokio::test]
+async fn lifetime_from_metadata() {
+    let srv = TestServer::start().await;
+    let meta = format!(
+        "filename {},maxlife-value {},maxlife-unit {}",
+        b64(b"week.bin"),
+        b64(b"7"),
+        b64(b"DAYS")
+    );
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(CUSTOMER))
+        .header("Upload-Length", "3")
+        .header("Upload-Metadata", meta)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let name = hv(&resp, "sfx-item").expect("complete at creation");
+    let item = srv.item(&name).unwrap();
+    let week = item.expires_at.unwrap() - item.created_at;
+    assert!((7 * 86400 - 5..=7 * 86400 + 5).contains(&week), "{week}");
+    // A unit the form does not know is refused, like on the form.
+    let bad = format!("maxlife-unit {}", b64(b"FORTNIGHTS"));
+    let resp = tus_req(reqwest::Method::POST, &srv.url(TUS), Some(CUSTOMER))
+        .header("Upload-Length", "3")
+        .header("Upload-Metadata", bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 400);
+}

@@ -16,6 +16,9 @@ pub struct Metadata {
     pub filetype: Option<String>,
     pub reference: Option<String>,
     pub comment: Option<String>,
+    /// The lifetime, as the form's fields (`maxlife-value`, `maxlife-unit`).
+    pub maxlife_value: Option<String>,
+    pub maxlife_unit: Option<String>,
 }
 
 pub fn parse_metadata(raw: Option<&[u8]>) -> Result<Metadata, AppError> {
@@ -51,6 +54,8 @@ pub fn parse_metadata(raw: Option<&[u8]>) -> Result<Metadata, AppError> {
             "type" if m.filetype.is_none() => &mut m.filetype,
             "reference" => &mut m.reference,
             "comment" => &mut m.comment,
+            "maxlife-value" => &mut m.maxlife_value,
+            "maxlife-unit" => &mut m.maxlife_unit,
             _ => continue,
         };
         *slot = Some(decoded);
@@ -101,6 +106,11 @@ mod tests {
         assert_eq!(m.filename.as_deref(), Some("bundle.tar.gz"));
         assert_eq!(m.filetype.as_deref(), Some("application/gzip"));
         assert_eq!(m.reference.as_deref(), Some("CASE-1"));
+        let m = parse_metadata(Some(b"maxlife-value Nw==,maxlife-unit REFZUw==")).unwrap();
+        assert_eq!(
+            (m.maxlife_value.as_deref(), m.maxlife_unit.as_deref()),
+            (Some("7"), Some("DAYS"))
+        );
         assert_eq!(
             parse_metadata(Some(b"name YQ=="))
                 .unwrap()

@@ -8,8 +8,8 @@ mod metadata;
 
 use super::require;
 use super::resumable::{
-    cancel, default_expiry, drop_failed_creation, expires, insert_receipt, number, path_token, set,
-    uploader,
+    cancel, drop_failed_creation, expires, insert_receipt, number, path_token, requested_expiry,
+    set, uploader,
 };
 use crate::auth::{Permission, Principal};
 use crate::server::{AppError, Request, Response, response};
@@ -75,7 +75,11 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         filename: meta.filename,
         content_type: meta.filetype,
         total,
-        expires_at: default_expiry(state),
+        expires_at: requested_expiry(
+            state,
+            meta.maxlife_value.as_deref(),
+            meta.maxlife_unit.as_deref(),
+        )?,
         reference: clean_reference(meta.reference.as_deref())?,
         comment: clean_comment(meta.comment.as_deref())?,
     };
