@@ -188,7 +188,7 @@ async fn server_offset(t: &ScriptTest, secret: &str) -> Option<u64> {
 
 /// The server's offset once it has not changed for a second. (The HEADs go through the proxy
 /// too, so its count cannot tell.)
-async fn settled_offset(t: &ScriptTest, proxy: &Proxy, secret: &str) -> u64 {
+async fn settled_offset(t: &ScriptTest, proxy: &CutProxy, secret: &str) -> u64 {
     proxy.set_rate(0);
     let mut last = u64::MAX;
     let mut same = 0;
@@ -346,7 +346,7 @@ async fn empty_file() {
 #[tokio::test]
 async fn interrupted_then_resumed() {
     let t = ScriptTest::start("").await;
-    let proxy = Proxy::start(t.srv.addr).await;
+    let proxy = CutProxy::start(t.srv.addr).await;
     let size = 3 * MIB + 777;
     let chunk = 256 * 1024;
     let file = t.file("big.bin", size, 99);
@@ -402,7 +402,7 @@ async fn interrupted_then_resumed() {
         // complete the chunk on the server: wait until nothing moves.
         let kept = settled_offset(&t, &proxy, ADMIN).await;
         // Less the settling HEADs' few hundred bytes each: within the slack below.
-        let first = proxy.upstream_bytes();
+        let first = proxy.forwarded_up();
         assert!(first < size as u64, "{shell}: killed before the end");
         assert_eq!(
             t.state_files().len(),
@@ -422,7 +422,7 @@ async fn interrupted_then_resumed() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{shell}: it said it resumed: {}", run.stderr));
         assert_eq!(resumed_at, kept, "{shell}: resumed where the server was");
-        let second = proxy.upstream_bytes();
+        let second = proxy.forwarded_up();
         // Headers are small; the cut chunk is sent again at most once.
         let slack = (chunk + 64 * 1024) as u64;
         assert!(
@@ -465,7 +465,7 @@ async fn interrupted_then_resumed() {
 #[tokio::test]
 async fn changed_file_is_not_mis_resumed() {
     let t = ScriptTest::start("").await;
-    let proxy = Proxy::start(t.srv.addr).await;
+    let proxy = CutProxy::start(t.srv.addr).await;
     let file = t.file("report.bin", 2 * MIB, 5);
     let via_proxy = proxy.url("");
     let env = [("SFX_URL", via_proxy.as_str())];

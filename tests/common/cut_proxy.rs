@@ -37,6 +37,12 @@ struct Net {
     next_slot: Instant,
 }
 
+impl super::Endpoint for CutProxy {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 impl Drop for CutProxy {
     fn drop(&mut self) {
         self.task.abort();
@@ -86,6 +92,11 @@ impl CutProxy {
     /// Client→server bytes forwarded so far (request heads included).
     pub fn forwarded_up(&self) -> u64 {
         self.shared.forwarded_up.load(Ordering::SeqCst)
+    }
+
+    /// Starts counting [`CutProxy::forwarded_up`] from zero again.
+    pub fn reset_count(&self) {
+        self.shared.forwarded_up.store(0, Ordering::SeqCst);
     }
 
     /// Limits client→server traffic to `bytes_per_sec` (0: no limit).

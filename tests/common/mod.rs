@@ -8,21 +8,19 @@ mod binary;
 mod chromium;
 mod cut_proxy;
 mod http;
-mod proxy;
 mod python;
 mod raw;
 mod receiver;
 mod tls;
 mod wait;
 
-// Each test binary uses a subset.
+// Each test binary uses a subset. `chromium`: Chromium with JavaScript (browser uploads);
+// `cut_proxy`: the proxy that throttles, counts, cuts and corrupts (browser uploads, the client
+// script).
 #[allow(unused_imports)]
-pub use proxy::*;
-#[allow(unused_imports)]
-pub use {binary::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*};
-// The browser upload tests' Chromium with JavaScript and cutting proxy.
-#[allow(unused_imports)]
-pub use {chromium::*, cut_proxy::*};
+pub use {
+    binary::*, chromium::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*,
+};
 
 use base64::Engine;
 use sha2::Digest;
