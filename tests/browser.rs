@@ -9,195 +9,25 @@ mod common;
 
 use common::*;
 use cookie::SameSite;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const COOKIE: &str = "sfx_session";
-/// How long to wait for a page element after a click.
-const WAIT: Duration = Duration::from_secs(15);
 
-/// chromedriver (and through it Chromium) for one test. Dropping it ends the WebDriver session's
-/// processes: chromedriver runs in its own process group, and the whole group is killed.
-struct Driver {
-    child: Child,
-    url: String,
-    /// `profile/` (Chromium's --user-data-dir) and `tmp/` (TMPDIR of chromedriver and Chromium,
-    /// so that nothing is left in /tmp); removed after the processes are gone.
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // The group id is chromedriver's pid (process_group(0) below); Chromium inherits it.
-        let pgid = self.child.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A server, chromedriver and a browser session on them; `None` (after printing why) if the
-/// browser is not installed and not required.
-async fn start_with_browser() -> Option<(TestServer, Driver, Client)> {
-    if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
-        skip_unless_required(
-            "SFX_REQUIRE_BROWSER",
-            &format!(
-                "chromium not installed ({CHROMIUM} or {CHROMEDRIVER} is missing: run .ci/browser-deps.sh)"
-            ),
-        );
+/// A server, chromedriver and a browser session (JavaScript off) on them; `None` (after
+/// printing why) if the browser is not installed and not required.
+async fn start_with_browser() -> Option<(TestServer, ChromeDriver, Client)> {
+    if !chromium_available() {
         return None;
     }
     let srv = TestServer::start().await;
-    let driver = Driver::start().await;
-    let c = driver.session().await;
+    let driver = ChromeDriver::start().await;
+    let c = driver.session(false).await;
     Some((srv, driver, c))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-impl Driver {
-    async fn start() -> Driver {
-        // The port is free when picked; in the rare race with another process, try again.
-        for _ in 0..3 {
-            let port = free_port();
-            let dir = tempfile::tempdir().expect("browser temp dir");
-            std::fs::create_dir(dir.path().join("tmp")).unwrap();
-            let mut cmd = Command::new(CHROMEDRIVER);
-            // No --allowed-ips: with it chromedriver would listen on every interface; without,
-            // on loopback only.
-            cmd.args([&format!("--port={port}"), "--log-level=SEVERE"])
-                .env("TMPDIR", dir.path().join("tmp"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null());
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            let child = cmd.spawn().expect("start chromedriver");
-            let mut driver = Driver {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-                dir,
-            };
-            if driver.ready().await {
-                return driver;
-            }
-        }
-        panic!("chromedriver did not start");
-    }
-
-    /// Polls `/status` until chromedriver answers (false if it exits or takes too long).
-    async fn ready(&mut self) -> bool {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(r) = http.get(format!("{}/status", self.url)).send().await
-                && r.status().is_success()
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    /// A new headless Chromium session with a fresh profile and JavaScript disabled.
-    async fn session(&self) -> Client {
-        let args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            "--no-proxy-server".into(),
-            // Any host name fails to resolve: the browser can reach 127.0.0.1 and nothing else.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".into(),
-            "--window-size=1280,900".into(),
-            "--blink-settings=scriptEnabled=false".into(),
-            format!(
-                "--user-data-dir={}",
-                self.dir.path().join("profile").display()
-            ),
-        ];
-        let caps = serde_json::json!({
-            "browserName": "chrome",
-            "pageLoadStrategy": "normal",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": args,
-                "prefs": { "profile.managed_default_content_settings.javascript": 2 },
-            },
-        });
-        let caps = caps.as_object().unwrap().clone().into_iter().collect();
-        ClientBuilder::rustls()
-            .expect("connector")
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("WebDriver session")
-    }
-}
-
 // ---- small page helpers ----
-
-async fn find_all(c: &Client, css: &str) -> Vec<fantoccini::elements::Element> {
-    c.find_all(Locator::Css(css)).await.expect("find_all")
-}
-
-async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
-    match c.find(Locator::Css(css)).await {
-        Ok(e) => e,
-        Err(e) => panic!(
-            "no {css} on {:?}: {e}\n{}",
-            c.current_url().await,
-            c.source().await.unwrap_or_default()
-        ),
-    }
-}
-
-async fn text_of(c: &Client, css: &str) -> String {
-    find(c, css).await.text().await.expect("text")
-}
-
-/// Waits until `css` is on the page (after a click that navigates).
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    match c
-        .wait()
-        .at_most(WAIT)
-        .every(Duration::from_millis(50))
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => panic!(
-            "{css} did not appear on {:?}: {e}\n{}",
-            c.current_url().await,
-            c.source().await.unwrap_or_default()
-        ),
-    }
-}
-
-async fn type_into(c: &Client, css: &str, keys: &str) {
-    find(c, css).await.send_keys(keys).await.expect("type");
-}
 
 async fn click(c: &Client, css: &str) {
     find(c, css).await.click().await.expect("click");

@@ -16,8 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CHUNK: u64 = 8 << 20;
-/// How long the script may take to show something after an action.
-const WAIT: Duration = Duration::from_secs(20);
 
 /// One row of the page's upload list: (file name, state, state text).
 async fn transfer_rows(c: &Client) -> Vec<(String, String, String)> {
@@ -56,23 +54,6 @@ async fn wait_for_states(c: &Client, names: &[&str], state: &str, timeout: Durat
         if ok { Ok(()) } else { Err(format!("{rows:?}")) }
     })
     .await;
-}
-
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    match c
-        .wait()
-        .at_most(WAIT)
-        .every(Duration::from_millis(50))
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => panic!(
-            "{css} did not appear on {:?}: {e}\n{}",
-            c.current_url().await,
-            c.source().await.unwrap_or_default()
-        ),
-    }
 }
 
 /// The receipt table: (item, file name, size, SHA-256, check).

@@ -1,8 +1,8 @@
-//! chromedriver and headless Chromium for browser tests that need JavaScript (the upload page's
-//! script); `tests/browser.rs` keeps its own JavaScript-free copy. Everything talks to 127.0.0.1
+//! chromedriver and headless Chromium for the browser tests, with JavaScript on (the upload
+//! page's script, `tests/browser_upload.rs`) or off (`tests/browser.rs`). Everything talks to 127.0.0.1
 //! only: chromedriver listens on loopback, and every host name fails to resolve in Chromium.
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -146,4 +146,50 @@ pub async fn save_screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     std::fs::write(dir.join(name), png).expect("save screenshot");
+}
+
+// ---- small page helpers ----
+
+/// How long to wait for a page element after a click.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub async fn find_all(c: &Client, css: &str) -> Vec<fantoccini::elements::Element> {
+    c.find_all(Locator::Css(css)).await.expect("find_all")
+}
+
+pub async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "no {css} on {:?}: {e}\n{}",
+            c.current_url().await,
+            c.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+pub async fn text_of(c: &Client, css: &str) -> String {
+    find(c, css).await.text().await.expect("text")
+}
+
+/// Waits until `css` is on the page (after a click that navigates).
+pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    match c
+        .wait()
+        .at_most(WAIT)
+        .every(Duration::from_millis(50))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "{css} did not appear on {:?}: {e}\n{}",
+            c.current_url().await,
+            c.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+pub async fn type_into(c: &Client, css: &str, keys: &str) {
+    find(c, css).await.send_keys(keys).await.expect("type");
 }
