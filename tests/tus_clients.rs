@@ -886,3 +886,60 @@ async fn lifetime_from_metadata() {
         .unwrap();
     assert_eq!(error_of(resp).await.0, 400);
 }
+
+/// tus-js-client's `ietf-draft-05` protocol (interop version 6, as tusd speaks it) against
+/// `/+upload`: creation, `application/partial-upload` appends with `Upload-Complete`, stopping
+/// and resuming in a new process, and the metadata it sends in this mode too.
+#[tokio::test]
+async fn tus_js_ietf_draft_05_creates_appends_and_resumes() {
+    let Some(()) = tus_js() else { return };
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = random_file(tmp.path(), "ietf.bin", 5 * 256 * 1024 + 3, 21);
+    let storage = tmp.path().join("urls.json");
+    let spec = |abort: Option<u64>| {
+        json!({"endpoint": srv.url("/+upload"), "secret": CUSTOMER, "file": file,
+               "chunkSize": 256 * 1024, "protocol": "ietf-draft-05", "storage": storage,
+               "metadata": {"filename": "ietf ünïcode.bin", "reference": "IETF-6"},
+               "abortAfter": abort})
+    };
+    let first = run_tus_js(tmp.path(), spec(Some(512 * 1024))).await;
+    assert_eq!(first["aborted"], true, "{first}");
+    let create = requests(&first, "POST");
+    assert_eq!(create.len(), 1);
+    assert_eq!(create[0]["headers"]["upload-draft-interop-version"], "6");
+    assert_eq!(create[0]["status"], 201);
+    let location = create[0]["response_headers"]["location"].as_str().unwrap();
+    assert!(location.starts_with("/+resumable/"), "{location}");
+    for p in requests(&first, "PATCH") {
+        assert_eq!(p["headers"]["content-type"], "application/partial-upload");
+        assert_eq!(p["headers"]["upload-complete"], "?0");
+    }
+
+    let second = run_tus_js(tmp.path(), spec(None)).await;
+    no_error(&second);
+    assert!(
+        requests(&second, "POST").is_empty(),
+        "resumed, not created again"
+    );
+    let heads = requests(&second, "HEAD");
+    assert_eq!(heads.len(), 1);
+    let resumed_at: u64 = heads[0]["response_headers"]["upload-offset"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(resumed_at >= 512 * 1024, "{resumed_at}");
+    let patches = requests(&second, "PATCH");
+    // The client may not flag its last chunk (it does not know it is the last); the server
+    // completes the upload when its declared length is reached, and says so.
+    let last = patches.last().unwrap();
+    assert_eq!(last["response_headers"]["upload-complete"], "?1", "{last}");
+    assert_eq!(
+        patches[0]["headers"]["upload-offset"],
+        resumed_at.to_string().as_str()
+    );
+    let item = check_item(&srv, &second["headers"], &file, "ietf ünïcode.bin").await;
+    assert_eq!(file_meta(&srv, &item).await["reference"], "IETF-6");
+    srv.stop().await;
+}

@@ -12,8 +12,10 @@
 
 use super::require;
 use super::resumable::{
-    cancel, default_expiry, drop_failed_creation, insert_receipt, number, path_token, set, uploader,
+    cancel, drop_failed_creation, insert_receipt, number, path_token, requested_expiry, set,
+    uploader,
 };
+use super::tus::metadata::parse_metadata;
 use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -95,19 +97,28 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     account.expect(total.or(len).unwrap_or(0))?;
     account.add_items(1)?;
     let ticket = state.uploads.admit(req.client_ip, account).await?;
-    let content_type = req
-        .header(header::CONTENT_TYPE)
-        .filter(|t| !t.starts_with("application/partial-upload"))
-        .map(str::to_string);
+    // The draft has no metadata of its own: tus's `Upload-Metadata` (tus-js-client sends it in
+    // its IETF mode too), else `Content-Disposition`, `Content-Type` and, as for PUT, the query.
+    let meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
+    let content_type = meta.filetype.or_else(|| {
+        req.header(header::CONTENT_TYPE)
+            .filter(|t| !t.starts_with("application/partial-upload"))
+            .map(str::to_string)
+    });
+    let reference = meta.reference.or_else(|| req.query("reference"));
+    let comment = meta.comment.or_else(|| req.query("comment"));
     let new = NewUpload {
         uploader: uploader(&req, &who),
-        filename: disposition_filename(&req.headers),
+        filename: meta.filename.or_else(|| disposition_filename(&req.headers)),
         content_type,
         total,
-        expires_at: default_expiry(state),
-        // As for PUT: the draft has no metadata fields of its own.
-        reference: clean_reference(req.query("reference").as_deref())?,
-        comment: clean_comment(req.query("comment").as_deref())?,
+        expires_at: requested_expiry(
+            state,
+            meta.maxlife_value.as_deref(),
+            meta.maxlife_unit.as_deref(),
+        )?,
+        reference: clean_reference(reference.as_deref())?,
+        comment: clean_comment(comment.as_deref())?,
     };
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+resumable/{token}");

@@ -4,7 +4,7 @@
 //! tus terms. `Tus-Resumable` is added to every answer under `/+tus/` where answers are finished
 //! (`server/handle.rs`), errors included.
 
-mod metadata;
+pub(super) mod metadata;
 
 use super::require;
 use super::resumable::{

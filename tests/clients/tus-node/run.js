@@ -4,7 +4,8 @@
 //
 //   {"endpoint": "http://127.0.0.1:P/+tus/", "secret": "...", "file": "PATH",
 //    "chunkSize": N, "metadata": {...}, "storage": "PATH" | null, "deferred": bool,
-//    "withUpload": bool, "abortAfter": N | null, "terminate": bool}
+//    "withUpload": bool, "abortAfter": N | null, "terminate": bool, "protocol": "tus-v1" |
+//    "ietf-draft-05"}
 //
 // "storage" keeps the upload URL in tus-js-client's FileUrlStorage (keyed by its fingerprint of
 // path, size and mtime), so a second run finds and resumes it. "deferred" streams the file
@@ -44,6 +45,8 @@ if (spec.deferred) {
 
 const options = {
   endpoint: spec.endpoint,
+  // "ietf-draft-05": the IETF resumable upload draft (interop version 6) instead of tus.
+  protocol: spec.protocol || 'tus-v1',
   chunkSize: spec.chunkSize || 1 << 20,
   metadata: spec.metadata || {},
   headers: { Authorization: `Basic ${Buffer.from(`user:${spec.secret}`).toString('base64')}` },
@@ -53,7 +56,7 @@ const options = {
   removeFingerprintOnSuccess: true,
   onBeforeRequest(req) {
     const h = {}
-    for (const k of ['Upload-Offset', 'Upload-Length', 'Upload-Defer-Length', 'Upload-Metadata', 'Content-Type', 'Tus-Resumable']) {
+    for (const k of ['Upload-Offset', 'Upload-Length', 'Upload-Defer-Length', 'Upload-Metadata', 'Content-Type', 'Tus-Resumable', 'Upload-Complete', 'Upload-Draft-Interop-Version']) {
       const v = req.getHeader(k)
       if (v != null) h[k.toLowerCase()] = String(v)
     }
