@@ -7,8 +7,9 @@
 #   put   PUT /+upload/<name> (curl -T)
 #   tus   POST /+tus/ then one PATCH per chunk (dd | curl -T -, --chunk-mib each), as the
 #         browser uploader and /+client.sh do
-# Prints each time, the median and best of --runs, and the ratio form time / protocol time
-# (1.00 = as fast as the form post; tus should lose little). Each stored file's SHA-256 is
+# Prints each time, the median and best of --runs, the ratio form time / protocol time
+# (1.00 = as fast as the form post; tus should lose little) and sfx's peak RSS during each
+# protocol's uploads (VmHWM, reset before each upload). Each stored file's SHA-256 is
 # checked against the source (the server's Sfx-Sha256 header or receipt, and the stored bytes).
 # Everything started or created is removed on exit.
 set -euo pipefail
@@ -81,7 +82,8 @@ label = "customers"
 secret = "support"
 permissions = ["create"]
 TOML
-RUST_LOG=${RUST_LOG:-sfx=warn} "$BIN" serve --config "$CFG" > "$WORK/sfx.out" 2> "$WORK/sfx.err" &
+# info: one line per request with its server-side time (ms=), summed for the tus PATCHes.
+RUST_LOG=${RUST_LOG:-sfx=info} "$BIN" serve --config "$CFG" > "$WORK/sfx.out" 2> "$WORK/sfx.err" &
 SFX_PID=$!
 ADDR=""
 for ((i = 0; i < 150; i++)); do
@@ -123,12 +125,20 @@ up_tus() {
 }
 [ $((CHUNK % 1048576)) = 0 ] || { echo "--chunk-mib must be whole MiB" >&2; exit 2; }
 
-declare -A T
+# Server-side milliseconds of the tus PATCHes logged since line $1 of sfx's log.
+patch_ms() { tail -n +"$1" "$WORK/sfx.err" | grep 'method=PATCH' | sed -n 's/.* ms=\([0-9]*\).*/\1/p' | awk '{s+=$1} END{printf "%.3f", s/1000}'; }
+declare -A T HWM
+SRV_TUS=""
 for ((r = 1; r <= RUNS; r++)); do
   line="run $r:"
   for p in form put tus; do
     sync
+    echo 5 > "/proc/$SFX_PID/clear_refs"
+    mark=$(($(wc -l < "$WORK/sfx.err") + 1))
     t0=$(now_ns); name=$("up_$p"); t1=$(now_ns)
+    [ "$p" = tus ] && SRV_TUS="$SRV_TUS $(patch_ms "$mark")"
+    hwm=$(awk '$1=="VmHWM:"{print $2}' "/proc/$SFX_PID/status")
+    [ "${HWM[$p]:-0}" -ge "$hwm" ] || HWM[$p]=$hwm
     stored=$DATA/files/$name
     [ -f "$stored" ] || { echo "$p: stored file for '$name' missing" >&2; exit 1; }
     [ "$(sha256sum "$stored" | awk '{print $1}')" = "$SRC_SHA" ] || { echo "$p: stored bytes differ" >&2; exit 1; }
@@ -145,7 +155,10 @@ echo "== ${SIZE_MIB} MiB over 127.0.0.1, ${RUNS} runs, tus chunks of ${CHUNK_MIB
 for p in form put tus; do
   read -r best med <<<"$(printf '%s\n' ${T[$p]} | stats)"
   ratio=$(awk -v f="$form_med" -v m="$med" 'BEGIN{printf "%.2f", f/m}')
-  printf '%-5s median %7.3f s (%4s MB/s), best %7.3f s; form/%s = %s\n' \
-    "$p" "$med" "$(mbps "$BYTES" "$med")" "$best" "$p" "$ratio"
+  printf '%-5s median %7.3f s (%4s MB/s), best %7.3f s; form/%s = %s; peak RSS %.1f MiB\n' \
+    "$p" "$med" "$(mbps "$BYTES" "$med")" "$best" "$p" "$ratio" "$(awk -v k="${HWM[$p]}" 'BEGIN{print k/1024}')"
 done
+read -r _ srv_med <<<"$(printf '%s\n' $SRV_TUS | stats)"
+echo "tus PATCHes as the server timed them (sum of their request times): ${srv_med} s median;"
+echo "  the rest of tus's time is the client's: a dd | curl pair per chunk, on the same cores"
 echo "sha256 of every stored file: ok ($SRC_SHA)"
