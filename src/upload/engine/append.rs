@@ -189,10 +189,9 @@ impl<B: BlobStore> Engine<B> {
             }
         };
         let size = stored + done.written;
-        // Acknowledged or not, these bytes are in the store now.
-        self.limits.stored_changed(i128::from(done.written));
         let total = match total {
             Some(t) if chunk.last && t != size => {
+                // Not kept: the next append cuts the file back to the stored offset.
                 *guard = Some(hasher);
                 return Err(UploadError::BadLength(format!(
                     "the upload ends at {size} bytes, but its length is {t}"
@@ -201,6 +200,8 @@ impl<B: BlobStore> Engine<B> {
             None if chunk.last => Some(size),
             other => other,
         };
+        // Acknowledged or not (a failed completion is retried), these bytes are stored now.
+        self.limits.stored_changed(i128::from(done.written));
         if total == Some(size) {
             let item = self.complete(&current.item, size, done.hasher).await;
             drop(guard);
