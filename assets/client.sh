@@ -449,6 +449,8 @@ upload_file() {
     item_url=$(hdr Sfx-Item-Url)
     item=$(hdr Sfx-Item)
     [ -n "$item_url" ] || [ -z "$item" ] || item_url=$base/$item
+    # A server without a configured public URL gives a path.
+    case $item_url in /*) item_url=$base$item_url ;; esac
     say "$name: checking the SHA-256"
     local_sum=$(sha256_stdin <"$file")
     rm -f "$state"

@@ -111,7 +111,7 @@ pub fn expires(state: &State, tx: &Transaction) -> Option<String> {
 /// The proof a client compares with its own: the item name, its SHA-256 and its page.
 pub fn insert_receipt(state: &State, h: &mut HeaderMap, item: &Item) {
     let filename = utf8_percent_encode(&item.filename, FILENAME).to_string();
-    let url = format!("{}/{}", state.config.public_url, item.name);
+    let url = item_url(state, item);
     for (k, v) in [
         ("sfx-item", item.name.to_string()),
         ("sfx-sha256", item.sha256.clone()),
@@ -122,6 +122,18 @@ pub fn insert_receipt(state: &State, h: &mut HeaderMap, item: &Item) {
         if let Ok(v) = HeaderValue::from_str(&v) {
             h.insert(k, v);
         }
+    }
+}
+
+/// The item's page: absolute with the configured `public_url` (or a specific bound address);
+/// a path when sfx listens on all interfaces under no configured name (the bound `0.0.0.0`
+/// would be no address for a client; a path resolves against the one it used).
+pub fn item_url(state: &State, item: &Item) -> String {
+    let c = &state.config;
+    if c.public_url_is_default && c.listen.ip().is_unspecified() {
+        format!("/{}", item.name)
+    } else {
+        format!("{}/{}", c.public_url, item.name)
     }
 }
 

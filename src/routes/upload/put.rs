@@ -5,11 +5,12 @@
 //! for `Accept: application/json`.
 
 use super::super::require;
-use super::super::resumable::{insert_receipt, requested_expiry, uploader};
+use super::super::resumable::{insert_receipt, item_url, requested_expiry, uploader};
 use crate::auth::Permission;
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
+use crate::store::Item;
 use crate::upload::engine::{clean_comment, clean_reference};
 use crate::upload::{Staged, UploadMeta};
 use http::{StatusCode, header};
@@ -74,7 +75,7 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
             &serde_json::json!({ "items": receipts }),
         )
     } else {
-        response::text(StatusCode::CREATED, text_receipt(state, &receipts))
+        response::text(StatusCode::CREATED, text_receipt(state, &items))
     };
     if let Ok(v) = http::HeaderValue::from_str(&first.url) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -95,18 +96,18 @@ fn path_filename(req: &Request) -> Result<String, AppError> {
 }
 
 /// What curl prints: the proof, line by line.
-fn text_receipt(state: &State, items: &[ReceiptItem]) -> String {
+fn text_receipt(state: &State, items: &[Item]) -> String {
     let mut out = format!("Upload complete: {} file(s) received.\n", items.len());
-    for it in items {
+    for item in items {
+        let it = ReceiptItem::from(item);
         out.push_str(&format!(
-            "item     {}\nfile     {}\nsize     {} bytes\nsha256   {}\nexpires  {}\nlink     {}{}\n",
+            "item     {}\nfile     {}\nsize     {} bytes\nsha256   {}\nexpires  {}\nlink     {}\n",
             it.name,
             it.filename.escape_debug(),
             it.size,
             it.sha256,
             it.expires,
-            state.config.public_url,
-            it.url
+            item_url(state, item)
         ));
     }
     out
