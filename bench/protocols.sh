@@ -35,21 +35,16 @@ done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/sfx
-WORK=""; SFX_PID=""
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+WORK=""
 cleanup() {
-  if [ -n "$SFX_PID" ] && [ -d "/proc/$SFX_PID" ]; then
-    kill -TERM "$SFX_PID" 2>/dev/null || true
-    wait "$SFX_PID" 2>/dev/null || true
-  fi
+  sfx_stop
   [ -n "$WORK" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
-mbps() { awk -v b="$1" -v t="$2" 'BEGIN{printf "%.0f", b/t/1e6}'; }
-stats() { sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f\n", a[1], m}'; }
 header() { awk -v h="$1:" 'tolower($1)==h{print $2}' "$2" | tr -d '\r' | tail -n1; }
 
 if [ "$BUILD" = 1 ]; then
@@ -83,16 +78,7 @@ secret = "support"
 permissions = ["create"]
 TOML
 # info: one line per request with its server-side time (ms=), summed for the tus PATCHes.
-RUST_LOG=${RUST_LOG:-sfx=info} "$BIN" serve --config "$CFG" > "$WORK/sfx.out" 2> "$WORK/sfx.err" &
-SFX_PID=$!
-ADDR=""
-for ((i = 0; i < 150; i++)); do
-  ADDR=$(sed -n 's|^listening on http://\([^ /]*\).*$|\1|p' "$WORK/sfx.out" | head -n1)
-  [ -n "$ADDR" ] && break
-  [ -d "/proc/$SFX_PID" ] || { echo "sfx exited at start-up:" >&2; cat "$WORK/sfx.err" >&2; exit 1; }
-  sleep 0.1
-done
-[[ $ADDR == 127.0.0.1:* ]] || { echo "sfx did not listen on 127.0.0.1" >&2; exit 1; }
+sfx_start "$CFG" "${RUST_LOG:-sfx=info}"
 URL=http://$ADDR
 AUTH=(-u user:support)
 
@@ -149,16 +135,16 @@ for ((r = 1; r <= RUNS; r++)); do
   echo "$line"
 done
 
-read -r form_best form_med <<<"$(printf '%s\n' ${T[form]} | stats)"
+read -r form_best form_med _ <<<"$(printf '%s\n' ${T[form]} | stats)"
 echo
 echo "== ${SIZE_MIB} MiB over 127.0.0.1, ${RUNS} runs, tus chunks of ${CHUNK_MIB} MiB ($(nproc) cores) =="
 for p in form put tus; do
-  read -r best med <<<"$(printf '%s\n' ${T[$p]} | stats)"
+  read -r best med _ <<<"$(printf '%s\n' ${T[$p]} | stats)"
   ratio=$(awk -v f="$form_med" -v m="$med" 'BEGIN{printf "%.2f", f/m}')
   printf '%-5s median %7.3f s (%4s MB/s), best %7.3f s; form/%s = %s; peak RSS %.1f MiB\n' \
     "$p" "$med" "$(mbps "$BYTES" "$med")" "$best" "$p" "$ratio" "$(awk -v k="${HWM[$p]}" 'BEGIN{print k/1024}')"
 done
-read -r _ srv_med <<<"$(printf '%s\n' $SRV_TUS | stats)"
+read -r _ srv_med _ <<<"$(printf '%s\n' $SRV_TUS | stats)"
 echo "tus PATCHes as the server timed them (sum of their request times): ${srv_med} s median;"
 echo "  the rest of tus's time is the client's: a dd | curl pair per chunk, on the same cores"
 echo "sha256 of every stored file: ok ($SRC_SHA)"

@@ -40,27 +40,19 @@ done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/sfx
 
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
 # ---- cleanup: only what this script started / created ----
-WORK=""; SFX_PID=""
+WORK=""
 cleanup() {
-  local i
-  if [ -n "$SFX_PID" ] && [ -d "/proc/$SFX_PID" ]; then
-    kill -TERM "$SFX_PID" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do [ -d "/proc/$SFX_PID" ] || break; sleep 0.2; done
-    [ -d "/proc/$SFX_PID" ] && kill -KILL "$SFX_PID" 2>/dev/null || true
-    wait "$SFX_PID" 2>/dev/null || true
-  fi
+  sfx_stop
   [ -n "$WORK" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- helpers ----
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
-mbps() { awk -v b="$1" -v t="$2" 'BEGIN{printf "%.0f", b/t/1e6}'; }
-# stats: numbers on stdin -> "best median worst"
-stats() { sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", a[1], m, a[NR]}'; }
 sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 busy_pct() {
   local a b; a=$(sys_busy); sleep 1; b=$(sys_busy)
@@ -111,17 +103,7 @@ permissions = ["create"]
 TOML
 
 # ---- start sfx; its address comes from `listening on http://ADDR` on stdout ----
-RUST_LOG=${RUST_LOG:-sfx=warn} "$BIN" serve --config "$CFG" > "$WORK/sfx.out" 2> "$WORK/sfx.err" &
-SFX_PID=$!
-ADDR=""
-for ((i = 0; i < 150; i++)); do
-  ADDR=$(sed -n 's|^listening on http://\([^ /]*\).*$|\1|p' "$WORK/sfx.out" | head -n1)
-  [ -n "$ADDR" ] && break
-  [ -d "/proc/$SFX_PID" ] || { echo "sfx exited at start-up:" >&2; cat "$WORK/sfx.err" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$ADDR" ] || { echo "sfx did not print its address" >&2; cat "$WORK/sfx.err" >&2; exit 1; }
-[[ $ADDR == 127.0.0.1:* ]] || { echo "sfx listens on $ADDR, not 127.0.0.1: refusing" >&2; exit 1; }
+sfx_start "$CFG" "${RUST_LOG:-sfx=warn}"
 curl -fsS --max-time 5 "http://$ADDR/healthz" > /dev/null || { echo "sfx /healthz failed" >&2; exit 1; }
 IDLE_KB=$(proc_kb "$SFX_PID" VmRSS)
 

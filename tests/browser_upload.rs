@@ -153,6 +153,32 @@ async fn click(c: &Client, css: &str) {
         .expect("click");
 }
 
+/// The parts of a browser upload test: the server (chunks of `chunk`), a proxy in front of it
+/// throttled to `rate` bytes/s, and Chromium with JavaScript; `base` is the proxy's URL.
+struct Rig {
+    srv: TestServer,
+    proxy: CutProxy,
+    base: String,
+    driver: ChromeDriver,
+    c: Client,
+}
+
+async fn rig(chunk: &str, rate: u64) -> Rig {
+    let srv = TestServer::start_with(&format!("upload_chunk_size = \"{chunk}\"")).await;
+    let proxy = CutProxy::start(srv.addr).await;
+    proxy.set_rate(rate);
+    let base = format!("http://{}", proxy.addr);
+    let driver = ChromeDriver::start().await;
+    let c = driver.session(true).await;
+    Rig {
+        srv,
+        proxy,
+        base,
+        driver,
+        c,
+    }
+}
+
 fn name_of(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).expect("file name")
 }
@@ -166,13 +192,14 @@ async fn tus_uploads_survive_outage_and_reload_in_chromium() {
     if !chromium_available() {
         return;
     }
-    let srv = TestServer::start_with("upload_chunk_size = \"8MiB\"").await;
-    let proxy = CutProxy::start(srv.addr).await;
     // Slow enough that the test can act mid-upload, fast enough to finish in seconds.
-    proxy.set_rate(40 << 20);
-    let base = format!("http://{}", proxy.addr);
-    let driver = ChromeDriver::start().await;
-    let c = driver.session(true).await;
+    let Rig {
+        srv,
+        proxy,
+        base,
+        driver,
+        c,
+    } = rig("8MiB", 40 << 20).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let notes = random_file(dir.path(), "notes.txt", 300 * 1024 + 5, 11);
@@ -390,12 +417,13 @@ async fn pause_resume_cancel_and_mismatch_in_chromium() {
     if !chromium_available() {
         return;
     }
-    let srv = TestServer::start_with("upload_chunk_size = \"4MiB\"").await;
-    let proxy = CutProxy::start(srv.addr).await;
-    proxy.set_rate(8 << 20);
-    let base = format!("http://{}", proxy.addr);
-    let driver = ChromeDriver::start().await;
-    let c = driver.session(true).await;
+    let Rig {
+        srv,
+        proxy,
+        base,
+        driver,
+        c,
+    } = rig("4MiB", 8 << 20).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let big = random_file(dir.path(), "big.bin", 40 * MIB, 21);
     let other = random_file(dir.path(), "other.bin", 30 * MIB, 22);

@@ -11,17 +11,13 @@
 //! `Upload-Limit`, before the body is read.
 
 use super::require;
-use super::resumable::{
-    cancel, drop_failed_creation, insert_receipt, number, path_token, requested_expiry, set,
-    uploader,
-};
+use super::resumable::{cancel, drop_failed_creation, insert_receipt, number, path_token, set};
 use super::tus::metadata::parse_metadata;
 use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ItemState, Transaction};
-use crate::upload::engine::{clean_comment, clean_reference};
-use crate::upload::{Chunk, Encoding, NewUpload, Progress, Ticket, UploadError};
+use crate::upload::{Chunk, Encoding, Progress, Ticket, UploadError};
 use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::BodyDataStream;
 
@@ -99,27 +95,16 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     let ticket = state.uploads.admit(req.client_ip, account).await?;
     // The draft has no metadata of its own: tus's `Upload-Metadata` (tus-js-client sends it in
     // its IETF mode too), else `Content-Disposition`, `Content-Type` and, as for PUT, the query.
-    let meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
-    let content_type = meta.filetype.or_else(|| {
+    let mut meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
+    meta.filetype = meta.filetype.or_else(|| {
         req.header(header::CONTENT_TYPE)
             .filter(|t| !t.starts_with("application/partial-upload"))
             .map(str::to_string)
     });
-    let reference = meta.reference.or_else(|| req.query("reference"));
-    let comment = meta.comment.or_else(|| req.query("comment"));
-    let new = NewUpload {
-        uploader: uploader(&req, &who),
-        filename: meta.filename.or_else(|| disposition_filename(&req.headers)),
-        content_type,
-        total,
-        expires_at: requested_expiry(
-            state,
-            meta.maxlife_value.as_deref(),
-            meta.maxlife_unit.as_deref(),
-        )?,
-        reference: clean_reference(reference.as_deref())?,
-        comment: clean_comment(comment.as_deref())?,
-    };
+    meta.filename = meta.filename.or_else(|| disposition_filename(&req.headers));
+    meta.reference = meta.reference.or_else(|| req.query("reference"));
+    meta.comment = meta.comment.or_else(|| req.query("comment"));
+    let new = meta.into_upload(state, &req, &who, total)?;
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+resumable/{token}");
     let progress = match append(state, req, &tx, 0, total, complete, &ticket).await {

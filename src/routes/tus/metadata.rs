@@ -1,7 +1,12 @@
 //! tus `Upload-Metadata`: `key base64value` pairs separated by commas; and `Upload-Checksum`:
 //! `algorithm base64digest`.
 
-use crate::server::AppError;
+use crate::auth::Principal;
+use crate::routes::resumable::{requested_expiry, uploader};
+use crate::server::{AppError, Request};
+use crate::state::State;
+use crate::upload::NewUpload;
+use crate::upload::engine::{clean_comment, clean_reference};
 use crate::upload::{Checksum, ChecksumAlgorithm};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -61,6 +66,31 @@ pub fn parse_metadata(raw: Option<&[u8]>) -> Result<Metadata, AppError> {
         *slot = Some(decoded);
     }
     Ok(m)
+}
+
+impl Metadata {
+    /// The new upload these fields describe.
+    pub fn into_upload(
+        self,
+        state: &State,
+        req: &Request,
+        who: &Principal,
+        total: Option<u64>,
+    ) -> Result<NewUpload, AppError> {
+        Ok(NewUpload {
+            uploader: uploader(req, who),
+            filename: self.filename,
+            content_type: self.filetype,
+            total,
+            expires_at: requested_expiry(
+                state,
+                self.maxlife_value.as_deref(),
+                self.maxlife_unit.as_deref(),
+            )?,
+            reference: clean_reference(self.reference.as_deref())?,
+            comment: clean_comment(self.comment.as_deref())?,
+        })
+    }
 }
 
 fn bad(why: String) -> AppError {

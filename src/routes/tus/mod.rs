@@ -8,15 +8,13 @@ pub(super) mod metadata;
 
 use super::require;
 use super::resumable::{
-    cancel, drop_failed_creation, expires, insert_receipt, number, path_token, requested_expiry,
-    set, uploader,
+    cancel, drop_failed_creation, expires, insert_receipt, number, path_token, set,
 };
 use crate::auth::{Permission, Principal};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ItemState, Transaction};
-use crate::upload::engine::{clean_comment, clean_reference};
-use crate::upload::{ChecksumAlgorithm, Chunk, Encoding, NewUpload, Progress, Ticket, UploadError};
+use crate::upload::{ChecksumAlgorithm, Chunk, Encoding, Progress, Ticket, UploadError};
 use http::{Method, StatusCode, header};
 use http_body_util::BodyDataStream;
 use metadata::{format_metadata, parse_checksum, parse_metadata};
@@ -70,19 +68,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     account.expect(total.unwrap_or(0))?;
     account.add_items(1)?;
     let ticket = state.uploads.admit(req.client_ip, account).await?;
-    let new = NewUpload {
-        uploader: uploader(&req, &who),
-        filename: meta.filename,
-        content_type: meta.filetype,
-        total,
-        expires_at: requested_expiry(
-            state,
-            meta.maxlife_value.as_deref(),
-            meta.maxlife_unit.as_deref(),
-        )?,
-        reference: clean_reference(meta.reference.as_deref())?,
-        comment: clean_comment(meta.comment.as_deref())?,
-    };
+    let new = meta.into_upload(state, &req, &who, total)?;
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+tus/{token}");
     // An empty upload is complete at once; a body is its first bytes.
