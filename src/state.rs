@@ -44,7 +44,7 @@ pub struct State {
     pub blobs: LocalBlobs,
     pub auth: Auth,
     /// The upload engine every upload route goes through.
-    pub engine: Engine<Blobs>,
+    pub engine: Arc<Engine<Blobs>>,
     /// Slots of uploads in progress.
     pub uploads: Arc<Admission>,
     /// Per-client quotas and the store's total size.
@@ -113,7 +113,7 @@ impl State {
             audit: audit.clone(),
         };
         audit.record_blocking(AuditEvent::startup());
-        let engine = Engine::new(
+        let engine = Arc::new(Engine::new(
             Arc::clone(&store),
             blobs.clone(),
             Arc::clone(&limits),
@@ -124,7 +124,7 @@ impl State {
                 batch_window: config.batch_window,
                 idle_timeout: config.upload_idle_timeout,
             },
-        );
+        ));
         Ok((
             State {
                 config,

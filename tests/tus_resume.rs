@@ -149,3 +149,85 @@ async fn an_upload_continues_after_a_restart() {
     let name = r.headers()["sfx-item"].to_str().unwrap().to_string();
     assert_eq!(srv.item(&name).unwrap().sha256, sha256_hex(&data));
 }
+
+/// Over HTTPS with HTTP/2 (what browsers use): a PATCH whose stream is reset mid-body (the
+/// client's body fails) keeps what arrived, and the upload completes from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_reset_stream_keeps_what_arrived() {
+    let srv =
+        TestServer::start_with("[tls]\nself_signed = true\nhostnames = [\"sfx.example.com\"]\n")
+            .await;
+    let c = insecure_client();
+    let data = random_bytes(6 * MIB, 8);
+    let r = c
+        .post(srv.url("/+tus/"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Authorization", CUSTOMER_BASIC)
+        .header("Upload-Length", data.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let url = srv.url(r.headers()["location"].to_str().unwrap());
+
+    // 2 MiB in 64 KiB pieces, a pause (so they are on the wire, past flow control), then the
+    // body fails: the client resets the stream.
+    let pieces: Vec<bytes::Bytes> = data[..2 * MIB]
+        .chunks(64 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let body = futures_util::stream::unfold((pieces, 0), |(pieces, i)| async move {
+        if i < pieces.len() {
+            let piece = pieces[i].clone();
+            Some((Ok(piece), (pieces, i + 1)))
+        } else if i == pieces.len() {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            Some((Err(std::io::Error::other("network gone")), (pieces, i + 1)))
+        } else {
+            None
+        }
+    });
+    let broken = c
+        .patch(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Authorization", CUSTOMER_BASIC)
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", "0")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await;
+    assert!(broken.is_err(), "the request failed on the client's side");
+    let mut kept = 0;
+    for _ in 0..50 {
+        let h = c
+            .head(&url)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Authorization", CUSTOMER_BASIC)
+            .send()
+            .await
+            .unwrap();
+        kept = h.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if kept > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(kept > MIB as u64 && kept <= 2 * MIB as u64, "kept {kept}");
+    let r = c
+        .patch(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Authorization", CUSTOMER_BASIC)
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", kept.to_string())
+        .body(data[kept as usize..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["sfx-sha256"], sha256_hex(&data).as_str());
+}

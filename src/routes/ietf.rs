@@ -107,7 +107,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     let new = meta.into_upload(state, &req, &who, total)?;
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+resumable/{token}");
-    let progress = match append(state, req, &tx, 0, total, complete, &ticket).await {
+    let progress = match append(state, req, &tx, 0, total, complete, ticket).await {
         Ok(p) => p,
         Err(e) => {
             drop_failed_creation(state, &tx, &who, &e).await;
@@ -149,7 +149,7 @@ pub async fn resource(state: &State, req: Request) -> Result<Response, AppError>
                 .account(req.client_ip, who.can(Permission::Admin));
             account.expect(req.content_length().unwrap_or(0))?;
             let ticket = state.uploads.admit(req.client_ip, account).await?;
-            match append(state, req, &tx, offset, total, complete, &ticket).await {
+            match append(state, req, &tx, offset, total, complete, ticket).await {
                 Ok(p) => {
                     let status = if p.is_complete() {
                         StatusCode::OK
@@ -187,7 +187,7 @@ async fn append(
     offset: u64,
     total: Option<u64>,
     last: bool,
-    ticket: &Ticket,
+    ticket: Ticket,
 ) -> Result<Progress, UploadError> {
     let chunk = Chunk {
         offset,
@@ -201,7 +201,7 @@ async fn append(
         keep_partial: true,
     };
     let body = BodyDataStream::new(req.body);
-    state.engine.append(tx, chunk, body, ticket).await
+    state.engine.append_detached(tx, chunk, body, ticket).await
 }
 
 /// The draft's headers on every answer about an upload.

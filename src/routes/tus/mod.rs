@@ -74,7 +74,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     // An empty upload is complete at once; a body is its first bytes.
     let progress = if has_body || total == Some(0) {
         let checksum = parse_checksum(req.header("upload-checksum"))?;
-        match append(state, &chunk_at(0, None, checksum), &tx, req, &ticket).await {
+        match append(state, &chunk_at(0, None, checksum), &tx, req, ticket).await {
             Ok(p) => Some(p),
             Err(e) => {
                 drop_failed_creation(state, &tx, &who, &e).await;
@@ -180,7 +180,7 @@ async fn patch(
     account.expect(req.content_length().unwrap_or(0))?;
     let ticket = state.uploads.admit(req.client_ip, account).await?;
     let parts = chunk_at(offset, total, checksum);
-    let p = append(state, &parts, tx, req, &ticket)
+    let p = append(state, &parts, tx, req, ticket)
         .await
         .map_err(tus_error)?;
     let mut resp = response::empty_status(StatusCode::NO_CONTENT);
@@ -208,10 +208,13 @@ async fn append(
     chunk: &Chunk,
     tx: &Transaction,
     req: Request,
-    ticket: &Ticket,
+    ticket: Ticket,
 ) -> Result<Progress, UploadError> {
     let body = BodyDataStream::new(req.body);
-    state.engine.append(tx, chunk.clone(), body, ticket).await
+    state
+        .engine
+        .append_detached(tx, chunk.clone(), body, ticket)
+        .await
 }
 
 fn progress_headers(state: &State, h: &mut http::HeaderMap, tx: &Transaction, p: &Progress) {

@@ -10,6 +10,7 @@ use crate::upload::Ticket;
 use bytes::Bytes;
 use futures_util::Stream;
 use sha2::Digest;
+use std::sync::Arc;
 
 /// How long a request waits for an older one on the same upload to stop.
 const PREEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -226,6 +227,24 @@ impl<B: BlobStore> Engine<B> {
             total,
             item,
         })
+    }
+
+    /// [`Engine::append`] in a task of its own, which runs to its end even if the request that
+    /// started it is dropped: hyper drops an HTTP/2 request's handler when the client resets its
+    /// stream or the connection dies, and what arrived until then must still be kept.
+    pub async fn append_detached<S, E>(
+        self: &Arc<Self>,
+        tx: &Transaction,
+        chunk: Chunk,
+        body: S,
+        ticket: Ticket,
+    ) -> Result<Progress, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+        E: Send + 'static,
+    {
+        let (engine, tx) = (Arc::clone(self), tx.clone());
+        tokio::spawn(async move { engine.append(&tx, chunk, body, &ticket).await }).await?
     }
 
     /// Publishes the upload's bytes and records the item complete (joined to its delivery);
