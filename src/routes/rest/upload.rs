@@ -74,7 +74,8 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
         keep_partial: false,
     };
     let body = BodyDataStream::new(req.body);
-    match state.engine.append(&tx, chunk, body, &ticket).await {
+    // Detached: a completion must not stop halfway when an HTTP/2 request is dropped.
+    match state.engine.append_detached(&tx, chunk, body, ticket).await {
         Ok(progress) => Ok(answer(&token, &progress)),
         Err(e) => {
             if created {

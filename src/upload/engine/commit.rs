@@ -8,6 +8,7 @@ use crate::audit::AuditEvent;
 use crate::blobs::{BlobStore, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
 use crate::store::{Item, ItemState, StoreError, Uploader, blocking};
+use std::sync::Arc;
 
 /// A fully received file waiting for its commit.
 #[derive(Debug)]
@@ -31,8 +32,19 @@ pub struct UploadMeta {
 }
 
 impl<B: BlobStore> Engine<B> {
-    /// Commits staged files as one batch of items (one delivery).
+    /// Commits staged files as one batch of items (one delivery), in a task of its own: a
+    /// request dropped meanwhile (an HTTP/2 reset) must not stop it between publishing the
+    /// blobs and recording them, or undoing that.
     pub async fn commit(
+        self: &Arc<Self>,
+        staged: Vec<Staged<B::Blob>>,
+        meta: UploadMeta,
+    ) -> Result<Vec<Item>, UploadError> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.commit_now(staged, meta).await }).await?
+    }
+
+    async fn commit_now(
         &self,
         staged: Vec<Staged<B::Blob>>,
         meta: UploadMeta,
