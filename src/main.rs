@@ -8,15 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
     tune_malloc();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "sfx=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // The server's log format is configured; the other commands always log text.
+    let format = match &command {
+        Command::Serve { config, .. } => load_config(config.as_deref())?.log_format,
+        _ => sfx::config::LogFormat::Text,
+    };
+    init_logging(format);
+    match command {
         Command::Serve {
             config,
             listen,
@@ -207,6 +206,26 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Logs to stderr, `RUST_LOG` filtering (default `sfx=info`): readable lines, or one JSON
+/// object per line (`log_format = "json"`) with the request's span (its `request_id`) in each.
+fn init_logging(format: sfx::config::LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "sfx=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        sfx::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        sfx::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 

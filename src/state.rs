@@ -51,6 +51,8 @@ pub struct State {
     pub limits: Arc<Limits>,
     /// The audit trail (`state.audit.record(AuditEvent::…)`).
     pub audit: Audit,
+    /// Set when shutdown begins: `/readyz` answers 503 while requests in flight finish.
+    pub draining: std::sync::atomic::AtomicBool,
     /// Held as long as this state lives: no second server (or `sfx check --repair`) changes
     /// the data directory meanwhile.
     _lock: DataDirLock,
@@ -135,6 +137,7 @@ impl State {
                 uploads,
                 limits,
                 audit,
+                draining: std::sync::atomic::AtomicBool::new(false),
                 _lock: lock,
             },
             notes,

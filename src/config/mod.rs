@@ -94,6 +94,16 @@ pub struct Config {
     pub limits: Limits,
     /// Each audit record is also appended to this file as one JSON line.
     pub audit_log: Option<PathBuf>,
+    /// `text` (human lines) or `json` (one object per line, for log shippers).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +151,7 @@ struct RawConfig {
     quota_bytes: Option<String>,
     max_total_size: Option<String>,
     audit_log: Option<PathBuf>,
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,6 +328,7 @@ impl RawConfig {
             redirect_http_from,
             limits,
             audit_log: self.audit_log,
+            log_format: self.log_format.unwrap_or_default(),
         })
     }
 }

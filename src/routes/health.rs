@@ -1,3 +1,5 @@
+//! `GET /readyz`: whether this instance should get traffic now (a load balancer's question):
+//! the metadata store answers, there is room for uploads, and it is not shutting down.
 //! `GET /healthz`: the metadata store answers, the data directory has room, and alerts are
 //! getting through (none failing for `alert_degraded_after`, none given up within
 //! `alert_retry_for`). 503 only when the store is down; otherwise `degraded` says what is wrong.
@@ -45,4 +47,35 @@ pub async fn check(state: &State, _req: Request) -> Result<Response, AppError> {
         "alerts": alerts,
     });
     Ok(response::json(status, &body))
+}
+
+pub async fn ready(state: &State, _req: Request) -> Result<Response, AppError> {
+    let draining = state.draining.load(std::sync::atomic::Ordering::Acquire);
+    let store_ok = blocking(&state.store, |s| s.ping()).await.is_ok();
+    let space_ok = state
+        .blobs
+        .free_space()
+        .is_ok_and(|f| f >= state.config.min_free_space);
+    let ready = store_ok && space_ok && !draining;
+    let why = if draining {
+        "shutting down"
+    } else if !store_ok {
+        "the metadata store is unavailable"
+    } else if !space_ok {
+        "not enough free space for uploads"
+    } else {
+        "ready"
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "reason": why });
+    let mut resp = response::json(status, &body);
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
 }

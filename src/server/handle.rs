@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Headers that must appear at most once: a second copy is either an attack (smuggling,
 /// credential confusion) or a broken client, and which copy wins is never guessed.
@@ -48,7 +49,10 @@ pub(super) async fn handle(
     let trusted = &state.config.trusted_proxies;
     let client = client_ip(peer.ip(), &parts.headers, trusted);
     let secure = tls || forwarded_https(peer.ip(), &parts.headers, trusted);
-    let (route_name, result) =
+    let request_id = request_id(&parts.headers, peer.ip(), trusted);
+    // Every log line of this request carries its id (the JSON log's span field).
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let (route_name, result) = async {
         match refuse_tricks(&parts.headers).and_then(|()| router::resolve(&parts.method, &path)) {
             Ok((route, name)) => {
                 let req = Request {
@@ -63,7 +67,10 @@ pub(super) async fn handle(
                 (route.name(), router::dispatch(&state, route, req).await)
             }
             Err(e) => ("-", Err(e)),
-        };
+        }
+    }
+    .instrument(span.clone())
+    .await;
     let mut resp = result.unwrap_or_else(|e| e.into_response_as(error_format));
     if is_tus(&path) {
         let version = HeaderValue::from_static(crate::routes::tus::VERSION);
@@ -77,6 +84,9 @@ pub(super) async fn handle(
         without_body(&mut resp);
     }
     let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-request-id", v);
+    }
     h.entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
     // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on our own
@@ -93,11 +103,36 @@ pub(super) async fn handle(
         );
     }
     // The query string is never logged: it may carry a `token`.
+    let _entered = span.enter();
     tracing::info!(
         %peer, %client, %method, path = ?path, route = route_name, status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64, "request"
     );
     resp
+}
+
+/// The request's id: a trusted proxy's `X-Request-Id` (so one id follows a request through
+/// both), if it is short and plain; else a new one, unique in this process.
+fn request_id(headers: &HeaderMap, peer: std::net::IpAddr, trusted: &[ipnet::IpNet]) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if crate::client::is_trusted_proxy(peer, trusted)
+        && let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+        && (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return id.to_string();
+    }
+    // A random prefix per process: ids of two runs (or instances) do not collide.
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut raw = [0u8; 4];
+        let _ = getrandom::fill(&mut raw);
+        u32::from_be_bytes(raw)
+    });
+    format!("{prefix:08x}{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn error_format(path: &str, headers: &HeaderMap) -> ErrorFormat {

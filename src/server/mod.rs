@@ -59,6 +59,9 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: Cancellati
         }
     };
     tokio::join!(main, redirect);
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Release);
     connections.close();
     let grace = state.config.limits.shutdown_grace;
     // Connections abort their own requests at the end of the grace period; this bound only

@@ -12,6 +12,7 @@ use http::Method;
 pub enum Route {
     Index,
     Healthz,
+    Readyz,
     Asset(&'static str),
     Login,
     Logout,
@@ -74,6 +75,7 @@ impl Route {
         match self {
             Route::Index => "index",
             Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
             Route::Asset(_) => "asset",
             Route::Login => "login",
             Route::Logout => "logout",
@@ -111,6 +113,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
     let found = match segments.as_slice() {
         [""] => Some((Route::Index, None)),
         ["healthz"] => Some((Route::Healthz, None)),
+        ["readyz"] => Some((Route::Readyz, None)),
         ["+static", file] => routes::assets::find(file).map(|a| (Route::Asset(a), None)),
         ["+login"] => Some((Route::Login, None)),
         ["+logout"] => Some((Route::Logout, None)),
@@ -151,6 +154,7 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
     match route {
         Route::Index => routes::index::page(state, req).await,
         Route::Healthz => routes::health::check(state, req).await,
+        Route::Readyz => routes::health::ready(state, req).await,
         Route::Asset(file) => routes::assets::serve(file, &req),
         Route::Login => routes::login::login(state, req).await,
         Route::Logout => routes::login::logout(state, req).await,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use sha2::Digest;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// How long a request waits for an older one on the same upload to stop.
 const PREEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -244,7 +245,9 @@ impl<B: BlobStore> Engine<B> {
         E: Send + 'static,
     {
         let (engine, tx) = (Arc::clone(self), tx.clone());
-        tokio::spawn(async move { engine.append(&tx, chunk, body, &ticket).await }).await?
+        let task = async move { engine.append(&tx, chunk, body, &ticket).await };
+        // The request's span (its id) goes with the work.
+        tokio::spawn(task.instrument(tracing::Span::current())).await?
     }
 
     /// Publishes the upload's bytes and records the item complete (joined to its delivery);

@@ -9,6 +9,7 @@ use crate::blobs::{BlobStore, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
 use crate::store::{Item, ItemState, StoreError, Uploader, blocking};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A fully received file waiting for its commit.
 #[derive(Debug)]
@@ -41,7 +42,8 @@ impl<B: BlobStore> Engine<B> {
         meta: UploadMeta,
     ) -> Result<Vec<Item>, UploadError> {
         let engine = Arc::clone(self);
-        tokio::spawn(async move { engine.commit_now(staged, meta).await }).await?
+        let task = async move { engine.commit_now(staged, meta).await };
+        tokio::spawn(task.instrument(tracing::Span::current())).await?
     }
 
     async fn commit_now(
