@@ -750,3 +750,64 @@ async fn expiry_is_recorded_as_a_system_delete() {
     assert_eq!(recs[0]["detail"], "expired");
     srv.stop().await;
 }
+
+/// The item page shows the item's own history from the trail: its upload, and each download
+/// with who and from where, newest first; nothing of other items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_item_page_shows_its_history() {
+    let srv = TestServer::start().await;
+    let put = |name: &'static str| {
+        from("127.0.0.5")
+            .put(srv.url(&format!("/+upload/{name}")))
+            .header("Authorization", basic(CUSTOMER))
+            .body("payload")
+            .send()
+    };
+    let r = put("%3Ci%3Ecase.log").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let name = r.headers()["sfx-item"].to_str().unwrap().to_string();
+    let other = put("other.log").await.unwrap();
+    let other = other.headers()["sfx-item"].to_str().unwrap().to_string();
+    for ip in ["127.0.0.7", "127.0.0.8"] {
+        let d = from(ip)
+            .get(srv.url(&format!("/{name}/+download")))
+            .header("Authorization", basic(READER))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(d.status(), 200);
+    }
+    let page = from("127.0.0.9")
+        .get(srv.url(&format!("/{name}")))
+        .header("Authorization", basic(READER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let history = html
+        .split("id=\"history-title\"")
+        .nth(1)
+        .expect("a history section");
+    assert!(history.contains("3 event(s)"), "{history}");
+    let order: Vec<usize> = ["127.0.0.8", "127.0.0.7", "127.0.0.5"]
+        .iter()
+        .map(|ip| {
+            history
+                .find(ip)
+                .unwrap_or_else(|| panic!("{ip} in {history}"))
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "newest first: {order:?}"
+    );
+    assert_eq!(history.matches("<td>download</td>").count(), 2);
+    assert_eq!(history.matches("<td>upload_completed</td>").count(), 1);
+    assert!(history.contains("<td>readers</td>") && history.contains("<td>customers</td>"));
+    assert!(
+        history.contains("case.log") && !history.contains("<i>case"),
+        "the filename, escaped: {history}"
+    );
+    assert!(!history.contains(&other), "only this item's records");
+}

@@ -84,6 +84,13 @@ pub struct ItemPage {
     pub nav: Nav,
     pub it: ItemView,
     pub can_delete: bool,
+    /// The item's audit records, newest first (uploads, downloads, changes: who, when, from
+    /// where).
+    pub history: Vec<crate::audit::AuditRecord>,
+    /// How many records the item has in all.
+    pub history_total: u64,
+    /// `/+audit?item=…` when there are more than shown and the reader may see the trail.
+    pub history_more: Option<String>,
 }
 
 #[derive(Template)]

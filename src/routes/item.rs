@@ -1,4 +1,5 @@
-//! The item page `/<name>` and `POST /<name>/+delete`.
+//! The item page `/<name>` (its metadata and its history from the audit trail) and
+//! `POST /<name>/+delete`.
 
 use super::{Use, checked_item, form_value, require, safe_next, small_form, visible_item};
 use crate::audit::{AuditEvent, Kind};
@@ -6,7 +7,11 @@ use crate::auth::Permission;
 use crate::pages::{ItemPage, Nav, render};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
+use crate::store::{AuditQuery, blocking};
 use http::StatusCode;
+
+/// Audit records shown on an item's page (the rest are on `/+audit` for admins).
+const HISTORY: u64 = 50;
 
 pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Read).await?;
@@ -15,10 +20,24 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let view = super::item_views(state, std::slice::from_ref(&item))
         .await?
         .pop();
+    let query = AuditQuery {
+        item: Some(name.to_string()),
+        limit: HISTORY,
+        ..AuditQuery::default()
+    };
+    let history = blocking(&state.store, move |s| s.audit_page(&query)).await?;
+    let history_more = (history.older && who.can(Permission::Admin)).then(|| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("item", name.as_str());
+        format!("/+audit?{}", q.finish())
+    });
     let page = ItemPage {
         nav: Nav::new(&state.config.site_name, &who),
         it: view.ok_or_else(|| AppError::Internal("item view".into()))?,
         can_delete: who.can(Permission::Delete),
+        history: history.records,
+        history_total: history.total,
+        history_more,
     };
     Ok(response::html(StatusCode::OK, render(&page)))
 }
