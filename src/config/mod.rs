@@ -164,6 +164,12 @@ struct RawSecret {
 }
 
 impl Config {
+    /// Whether `public_url` is an address a client can use: configured, or the bound address
+    /// when that is a specific one (the default for `0.0.0.0`/`[::]` is not).
+    pub fn public_url_is_usable(&self) -> bool {
+        !self.public_url_is_default || !self.listen.ip().is_unspecified()
+    }
+
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -49,7 +49,7 @@ fn render(url: &str, chunk_size: u64) -> String {
 /// plain `host[:port]`.
 fn base_url(state: &State, req: &Request) -> String {
     let config = &state.config;
-    if !config.public_url_is_default || !config.listen.ip().is_unspecified() {
+    if config.public_url_is_usable() {
         return config.public_url.clone();
     }
     let host = req

@@ -18,10 +18,7 @@ pub async fn check(state: &State, _req: Request) -> Result<Response, AppError> {
     })
     .await;
     let store_ok = trouble.is_ok();
-    let space_ok = state
-        .blobs
-        .free_space()
-        .is_ok_and(|f| f >= state.config.min_free_space);
+    let space_ok = has_room(state);
     let threshold = i64::try_from(state.config.alert_degraded_after.as_secs()).unwrap_or(i64::MAX);
     // Failing for too long, or given up recently (support never heard of that delivery).
     let alerts = match trouble {
@@ -52,10 +49,7 @@ pub async fn check(state: &State, _req: Request) -> Result<Response, AppError> {
 pub async fn ready(state: &State, _req: Request) -> Result<Response, AppError> {
     let draining = state.draining.load(std::sync::atomic::Ordering::Acquire);
     let store_ok = blocking(&state.store, |s| s.ping()).await.is_ok();
-    let space_ok = state
-        .blobs
-        .free_space()
-        .is_ok_and(|f| f >= state.config.min_free_space);
+    let space_ok = has_room(state);
     let ready = store_ok && space_ok && !draining;
     let why = if draining {
         "shutting down"
@@ -78,4 +72,12 @@ pub async fn ready(state: &State, _req: Request) -> Result<Response, AppError> {
         http::HeaderValue::from_static("no-store"),
     );
     Ok(resp)
+}
+
+/// The data directory has at least `min_free_space` left (room for uploads).
+fn has_room(state: &State) -> bool {
+    state
+        .blobs
+        .free_space()
+        .is_ok_and(|f| f >= state.config.min_free_space)
 }

@@ -10,9 +10,9 @@
 //! in [`create`] right after [`crate::upload::Engine::begin`], carrying `Location` and
 //! `Upload-Limit`, before the body is read.
 
-use super::require;
 use super::resumable::{cancel, drop_failed_creation, insert_receipt, number, path_token, set};
 use super::tus::metadata::parse_metadata;
+use super::{admit_upload, require};
 use crate::auth::Permission;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -87,12 +87,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         (None, true, l) => l,
         (None, false, _) => None,
     };
-    let account = state
-        .limits
-        .account(req.client_ip, who.can(Permission::Admin));
-    account.expect(total.or(len).unwrap_or(0))?;
-    account.add_items(1)?;
-    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let ticket = admit_upload(state, &req, &who, total.or(len).unwrap_or(0), 1).await?;
     // The draft has no metadata of its own: tus's `Upload-Metadata` (tus-js-client sends it in
     // its IETF mode too), else `Content-Disposition`, `Content-Type` and, as for PUT, the query.
     let mut meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
@@ -144,11 +139,8 @@ pub async fn resource(state: &State, req: Request) -> Result<Response, AppError>
                 .ok_or_else(|| AppError::BadRequest("Upload-Offset is missing".into()))?;
             let complete = complete_flag(&req)?;
             let total = number(&req, "upload-length")?;
-            let account = state
-                .limits
-                .account(req.client_ip, who.can(Permission::Admin));
-            account.expect(req.content_length().unwrap_or(0))?;
-            let ticket = state.uploads.admit(req.client_ip, account).await?;
+            let len = req.content_length().unwrap_or(0);
+            let ticket = admit_upload(state, &req, &who, len, 0).await?;
             match append(state, req, &tx, offset, total, complete, ticket).await {
                 Ok(p) => {
                     let status = if p.is_complete() {

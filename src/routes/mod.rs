@@ -50,6 +50,25 @@ pub async fn require(state: &State, req: &Request, p: Permission) -> Result<Prin
     Ok(who)
 }
 
+/// Admits one upload request: the client's account must have room for `bytes` more (and
+/// `items` more files), then it takes an upload slot, held as long as the ticket lives.
+pub async fn admit_upload(
+    state: &State,
+    req: &Request,
+    who: &Principal,
+    bytes: u64,
+    items: u64,
+) -> Result<crate::upload::Ticket, AppError> {
+    let account = state
+        .limits
+        .account(req.client_ip, who.can(Permission::Admin));
+    account.expect(bytes)?;
+    if items > 0 {
+        account.add_items(items)?;
+    }
+    Ok(state.uploads.admit(req.client_ip, account).await?)
+}
+
 /// What a request may do with an incomplete upload.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Use {

@@ -101,8 +101,13 @@ pub fn expires(state: &State, tx: &Transaction) -> Option<String> {
     if tx.item.state == ItemState::Complete {
         return None;
     }
+    expires_after(state, tx.updated_at)
+}
+
+/// `incomplete_ttl` after the upload's last activity at `updated_at`, as an HTTP date.
+pub fn expires_after(state: &State, updated_at: i64) -> Option<String> {
     let ttl = state.config.incomplete_ttl.as_secs();
-    let at = u64::try_from(tx.updated_at).ok()?.saturating_add(ttl);
+    let at = u64::try_from(updated_at).ok()?.saturating_add(ttl);
     Some(httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(at),
     ))
@@ -129,11 +134,10 @@ pub fn insert_receipt(state: &State, h: &mut HeaderMap, item: &Item) {
 /// a path when sfx listens on all interfaces under no configured name (the bound `0.0.0.0`
 /// would be no address for a client; a path resolves against the one it used).
 pub fn item_url(state: &State, item: &Item) -> String {
-    let c = &state.config;
-    if c.public_url_is_default && c.listen.ip().is_unspecified() {
-        format!("/{}", item.name)
+    if state.config.public_url_is_usable() {
+        format!("{}/{}", state.config.public_url, item.name)
     } else {
-        format!("{}/{}", c.public_url, item.name)
+        format!("/{}", item.name)
     }
 }
 

@@ -309,3 +309,19 @@ pub fn status_of(raw: &str) -> Option<u16> {
     w.next().filter(|v| v.starts_with("HTTP/"))?;
     w.next()?.parse().ok()
 }
+
+/// tus `HEAD` of an upload URL as `secret`: status and `Upload-Offset`.
+pub async fn tus_head(url: &str, secret: &str) -> (reqwest::StatusCode, Option<u64>) {
+    let resp = client()
+        .head(url)
+        .header("Tus-Resumable", "1.0.0")
+        .basic_auth("user", Some(secret))
+        .send()
+        .await
+        .unwrap();
+    let offset = resp
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (resp.status(), offset)
+}

@@ -6,10 +6,10 @@
 
 pub(super) mod metadata;
 
-use super::require;
 use super::resumable::{
-    cancel, drop_failed_creation, expires, insert_receipt, number, path_token, set,
+    cancel, drop_failed_creation, expires, expires_after, insert_receipt, number, path_token, set,
 };
+use super::{admit_upload, require};
 use crate::auth::{Permission, Principal};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -62,12 +62,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     }
     let meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
     let has_body = is_offset_stream(&req)?;
-    let account = state
-        .limits
-        .account(req.client_ip, who.can(Permission::Admin));
-    account.expect(total.unwrap_or(0))?;
-    account.add_items(1)?;
-    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let ticket = admit_upload(state, &req, &who, total.unwrap_or(0), 1).await?;
     let new = meta.into_upload(state, &req, &who, total)?;
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+tus/{token}");
@@ -88,7 +83,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     let h = resp.headers_mut();
     set(h, "location", &location);
     match progress {
-        Some(p) => progress_headers(state, h, &tx, &p),
+        Some(p) => progress_headers(state, h, &p),
         None => {
             set(h, "upload-offset", "0");
             if let Some(at) = expires(state, &tx) {
@@ -174,17 +169,13 @@ async fn patch(
         .ok_or_else(|| AppError::BadRequest("Upload-Offset is missing".into()))?;
     let total = number(&req, "upload-length")?;
     let checksum = parse_checksum(req.header("upload-checksum"))?;
-    let account = state
-        .limits
-        .account(req.client_ip, who.can(Permission::Admin));
-    account.expect(req.content_length().unwrap_or(0))?;
-    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let ticket = admit_upload(state, &req, who, req.content_length().unwrap_or(0), 0).await?;
     let parts = chunk_at(offset, total, checksum);
     let p = append(state, &parts, tx, req, ticket)
         .await
         .map_err(tus_error)?;
     let mut resp = response::empty_status(StatusCode::NO_CONTENT);
-    progress_headers(state, resp.headers_mut(), tx, &p);
+    progress_headers(state, resp.headers_mut(), &p);
     Ok(resp)
 }
 
@@ -217,17 +208,12 @@ async fn append(
         .await
 }
 
-fn progress_headers(state: &State, h: &mut http::HeaderMap, tx: &Transaction, p: &Progress) {
+/// After a request that just wrote to the upload (so its last activity is now).
+fn progress_headers(state: &State, h: &mut http::HeaderMap, p: &Progress) {
     set(h, "upload-offset", p.offset.to_string());
     if p.is_complete() {
         insert_receipt(state, h, &p.item);
-    } else if let Some(at) = expires(
-        state,
-        &Transaction {
-            updated_at: crate::now(),
-            ..tx.clone()
-        },
-    ) {
+    } else if let Some(at) = expires_after(state, crate::now()) {
         set(h, "upload-expires", at);
     }
 }

@@ -4,8 +4,8 @@
 //! bepasty's `Maxlife-Value`/`Maxlife-Unit` headers. Answers `201` with a text receipt, or JSON
 //! for `Accept: application/json`.
 
-use super::super::require;
 use super::super::resumable::{insert_receipt, item_url, requested_expiry, uploader};
+use super::super::{admit_upload, require};
 use crate::auth::Permission;
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
@@ -44,12 +44,7 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
         })
         .map(str::to_string);
     let json = req.wants_json();
-    let account = state
-        .limits
-        .account(req.client_ip, who.can(Permission::Admin));
-    account.expect(len.unwrap_or(0))?;
-    account.add_items(1)?;
-    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let ticket = admit_upload(state, &req, &who, len.unwrap_or(0), 1).await?;
     let body = BodyDataStream::new(req.body);
     let written = state
         .engine
