@@ -10,7 +10,7 @@
 use super::max_body_size;
 use crate::auth::{Permission, Principal};
 use crate::items::{MaxLife, MaxLifeError};
-use crate::routes::require;
+use crate::routes::{admit_upload, require};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{ItemState, Transaction, Uploader};
@@ -34,17 +34,13 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     if range.total > state.config.max_file_size {
         return Err(too_large());
     }
-    let account = state
-        .limits
-        .account(req.client_ip, who.can(Permission::Admin));
     // A new upload declares its whole size: refuse at once what could never fit.
     let expected = if req.headers.contains_key(TRANSACTION_ID) {
         range.byte_count()
     } else {
         range.total
     };
-    account.expect(expected)?;
-    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let ticket = admit_upload(state, &req, &who, expected, 0).await?;
     let (tx, token, created) = match transaction_id(&req)? {
         None => {
             if range.begin != 0 {

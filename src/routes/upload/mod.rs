@@ -10,7 +10,7 @@ mod receipt;
 
 pub use receipt::receipt_page;
 
-use super::principal;
+use super::{admit_upload, principal};
 use crate::auth::{Permission, Source};
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
@@ -38,12 +38,8 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
     if let Some(len) = len {
         admit(state, len).await?;
     }
-    let account = state
-        .limits
-        .account(req.client_ip, who.can(Permission::Admin));
-    account.expect(len.unwrap_or(0))?;
     // Held until the response: one upload slot of this client's share.
-    let ticket = state.uploads.admit(req.client_ip, account).await?;
+    let ticket = admit_upload(state, &req, &who, len.unwrap_or(0), 0).await?;
     let content_type = req.header(header::CONTENT_TYPE).unwrap_or("").to_string();
     let essence = content_type
         .split(';')
