@@ -41,6 +41,7 @@ async fn main() {
                 label: "customers".into(),
                 client_ip: "192.0.2.7".into(),
                 user_agent: "curl/7.88.1".into(),
+                link: None,
             },
             reference: Some(format!("CASE-{}", i % 5000)),
             comment: None,

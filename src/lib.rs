@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod items;
+pub mod links;
 pub mod lock;
 pub mod pages;
 pub mod routes;

@@ -33,10 +33,13 @@ pub enum Kind {
     Unlock,
     /// The configuration or the TLS certificate was reloaded (or a reload was refused).
     Reload,
+    /// An upload link was made or revoked (`item` is `link:<id>`).
+    LinkCreated,
+    LinkRevoked,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Startup,
         Kind::LoginSuccess,
         Kind::LoginFailure,
@@ -48,6 +51,8 @@ impl Kind {
         Kind::Lock,
         Kind::Unlock,
         Kind::Reload,
+        Kind::LinkCreated,
+        Kind::LinkRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +63,8 @@ impl Kind {
             Kind::Lockout => "lockout",
             Kind::UploadCompleted => "upload_completed",
             Kind::Download => "download",
+            Kind::LinkCreated => "link_created",
+            Kind::LinkRevoked => "link_revoked",
             Kind::Delete => "delete",
             Kind::Modify => "modify",
             Kind::Lock => "lock",

@@ -63,11 +63,18 @@ pub struct Principal {
     pub permissions: Permissions,
     pub source: Source,
     pub session: Option<Session>,
+    /// Set when the credential is a per-case upload link (it grants `create` only).
+    pub link: Option<Arc<crate::links::Link>>,
 }
 
 impl Principal {
     pub fn can(&self, p: Permission) -> bool {
         self.permissions.has(p)
+    }
+
+    /// The upload link this credential is, if it is one.
+    pub fn link_id(&self) -> Option<i64> {
+        self.link.as_ref().map(|l| l.id)
     }
 
     pub fn label_or_anonymous(&self) -> &str {
@@ -111,6 +118,7 @@ impl Auth {
                 permissions: grant.permissions,
                 source: Source::Session,
                 session: Some(session),
+                link: None,
             });
         }
         Ok(self.anonymous())
@@ -122,6 +130,7 @@ impl Auth {
             permissions: self.default_permissions,
             source: Source::Anonymous,
             session: None,
+            link: None,
         }
     }
 
@@ -148,12 +157,52 @@ impl Auth {
                 permissions: grant.permissions,
                 source,
                 session: None,
+                link: None,
             }),
             None => {
                 tracing::info!(%peer, "wrong secret presented");
                 let mut events = vec![AuditEvent::login_failure(peer, source.how())];
                 if locked_now {
                     tracing::warn!(%peer, "address locked out after repeated wrong secrets");
+                    events.push(AuditEvent::lockout(peer, self.lockout.describe()));
+                }
+                self.audit.record_all(events).await;
+                Err(AuthError::WrongSecret)
+            }
+        }
+    }
+
+    /// Before an upload link's token is looked up: refused while the address is locked out,
+    /// as for secrets (link tokens cannot be guessed, but trying should cost the same).
+    pub fn link_begin(&self, peer: IpAddr) -> Result<(), AuthError> {
+        if self.lockout.begin(peer) {
+            Ok(())
+        } else {
+            Err(AuthError::LockedOut)
+        }
+    }
+
+    /// After the lookup: a link grants `create` for its case, under its own label; an unknown
+    /// token counts as a wrong secret.
+    pub async fn link_end(
+        &self,
+        link: Option<crate::links::Link>,
+        peer: IpAddr,
+        source: Source,
+    ) -> Result<Principal, AuthError> {
+        let locked_now = self.lockout.finish(peer, link.is_none());
+        match link {
+            Some(link) => Ok(Principal {
+                label: Some(link.label()),
+                permissions: [Permission::Create].into_iter().collect(),
+                source,
+                session: None,
+                link: Some(Arc::new(link)),
+            }),
+            None => {
+                tracing::info!(%peer, "unknown upload link presented");
+                let mut events = vec![AuditEvent::login_failure(peer, "upload link")];
+                if locked_now {
                     events.push(AuditEvent::lockout(peer, self.lockout.describe()));
                 }
                 self.audit.record_all(events).await;

@@ -9,16 +9,19 @@ pub enum Permission {
     Admin,
     Create,
     Delete,
+    /// Make and revoke per-case upload links (sfx's own word; bepasty has no links).
+    Links,
     List,
     Modify,
     Read,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Permission::Admin,
         Permission::Create,
         Permission::Delete,
+        Permission::Links,
         Permission::List,
         Permission::Modify,
         Permission::Read,
@@ -29,6 +32,7 @@ impl Permission {
             Permission::Admin => "admin",
             Permission::Create => "create",
             Permission::Delete => "delete",
+            Permission::Links => "links",
             Permission::List => "list",
             Permission::Modify => "modify",
             Permission::Read => "read",
@@ -102,6 +106,7 @@ mod tests {
             Permission::Read,
             Permission::List,
             Permission::Delete,
+            Permission::Links,
             Permission::Modify,
             Permission::Admin,
         ] {

@@ -2,9 +2,11 @@
 //! that format item metadata for them.
 
 mod audit;
+mod links;
 mod views;
 
 pub use audit::{AuditPage, AuditRow};
+pub use links::{LinkForm, LinkPage, LinkUploadPage, LinkView, LinksPage, limits as link_limits};
 pub use views::{ItemView, ReceiptItem, format_time, human_size};
 
 use crate::auth::{Permission, Principal};
@@ -18,6 +20,7 @@ pub struct Nav {
     pub can_create: bool,
     pub can_list: bool,
     pub can_audit: bool,
+    pub can_links: bool,
 }
 
 impl Nav {
@@ -28,6 +31,7 @@ impl Nav {
             can_create: who.can(Permission::Create),
             can_list: who.can(Permission::List),
             can_audit: who.can(Permission::Admin),
+            can_links: who.can(Permission::Links),
         }
     }
 }
@@ -37,12 +41,23 @@ impl Nav {
 pub struct IndexPage {
     pub nav: Nav,
     pub login_failed: bool,
+    pub host: String,
+    pub form: UploadForm,
+}
+
+/// What `templates/upload_form.html` (the form and its resumable uploader) needs.
+pub struct UploadForm {
+    /// Where the form posts without JavaScript.
+    pub action: String,
+    /// An upload link's token, sent as `Authorization: Bearer` by the script.
+    pub bearer: Option<String>,
+    /// An upload link's case: shown instead of the reference field.
+    pub fixed_reference: Option<String>,
     pub lifetime_value: u64,
     /// (form value, label, selected)
     pub lifetime_units: Vec<(&'static str, &'static str, bool)>,
     pub max_file_size: String,
     pub max_lifetime: String,
-    pub host: String,
     /// Bytes per tus PATCH of the browser uploader (`upload_chunk_size`), for its script.
     pub upload_chunk_size: u64,
     /// `max_file_size` in bytes, so that the script refuses a too large file before sending it.

@@ -87,7 +87,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
         (None, true, l) => l,
         (None, false, _) => None,
     };
-    let ticket = admit_upload(state, &req, &who, total.or(len).unwrap_or(0), 1).await?;
+    let ticket = admit_upload(state, &req, &who, total.or(len).unwrap_or(0), 1, None).await?;
     // The draft has no metadata of its own: tus's `Upload-Metadata` (tus-js-client sends it in
     // its IETF mode too), else `Content-Disposition`, `Content-Type` and, as for PUT, the query.
     let mut meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
@@ -140,7 +140,7 @@ pub async fn resource(state: &State, req: Request) -> Result<Response, AppError>
             let complete = complete_flag(&req)?;
             let total = number(&req, "upload-length")?;
             let len = req.content_length().unwrap_or(0);
-            let ticket = admit_upload(state, &req, &who, len, 0).await?;
+            let ticket = admit_upload(state, &req, &who, len, 0, Some(&tx)).await?;
             match append(state, req, &tx, offset, total, complete, ticket).await {
                 Ok(p) => {
                     let status = if p.is_complete() {

@@ -2,7 +2,7 @@
 
 use super::principal;
 use crate::config::Lifetime;
-use crate::pages::{IndexPage, Nav, human_size, render};
+use crate::pages::{IndexPage, Nav, UploadForm, human_size, render};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use http::{StatusCode, header};
@@ -18,15 +18,6 @@ const UNITS: [(&str, &str, u64); 6] = [
 
 pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let who = principal(state, &req).await?;
-    let (value, unit) = preset(state.config.default_lifetime);
-    let mut lifetime_units: Vec<_> = UNITS
-        .iter()
-        .rev()
-        .map(|(u, label, _)| (*u, *label, *u == unit))
-        .collect();
-    if state.config.max_lifetime == Lifetime::Forever {
-        lifetime_units.push(("forever", "forever", unit == "forever"));
-    }
     let host: String = req
         .header(header::HOST)
         .unwrap_or("HOST")
@@ -37,15 +28,34 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let page = IndexPage {
         nav: Nav::new(&state.config.site_name, &who),
         login_failed: req.query("login").as_deref() == Some("failed"),
+        host,
+        form: upload_form(state, "/+upload".into()),
+    };
+    Ok(response::html(StatusCode::OK, render(&page)))
+}
+
+/// The upload form as `/` shows it, posting to `action`.
+pub fn upload_form(state: &State, action: String) -> UploadForm {
+    let (value, unit) = preset(state.config.default_lifetime);
+    let mut lifetime_units: Vec<_> = UNITS
+        .iter()
+        .rev()
+        .map(|(u, label, _)| (*u, *label, *u == unit))
+        .collect();
+    if state.config.max_lifetime == Lifetime::Forever {
+        lifetime_units.push(("forever", "forever", unit == "forever"));
+    }
+    UploadForm {
+        action,
+        bearer: None,
+        fixed_reference: None,
         lifetime_value: value,
         lifetime_units,
         max_file_size: human_size(state.config.max_file_size),
         max_lifetime: describe(state.config.max_lifetime),
-        host,
         upload_chunk_size: state.config.upload_chunk_size,
         max_file_bytes: state.config.max_file_size,
-    };
-    Ok(response::html(StatusCode::OK, render(&page)))
+    }
 }
 
 /// "1 year", "30 days", "forever": in the form's own units (humantime would say "11months 30days…").

@@ -9,6 +9,7 @@ pub mod health;
 pub mod ietf;
 pub mod index;
 pub mod item;
+pub mod links;
 pub mod list;
 pub mod login;
 pub mod rest;
@@ -29,6 +30,9 @@ use http::header;
 /// request that rides on the session cookie must also come from our own pages (CSRF), so that no
 /// route can forget the check.
 pub async fn principal(state: &State, req: &Request) -> Result<Principal, AppError> {
+    if let Some((token, source)) = links::access::presented(req)? {
+        return links::access::principal(state, req, &token, source).await;
+    }
     let token = req.query("token");
     let who = state
         .auth
@@ -51,17 +55,22 @@ pub async fn require(state: &State, req: &Request, p: Permission) -> Result<Prin
 }
 
 /// Admits one upload request: the client's account must have room for `bytes` more (and
-/// `items` more files), then it takes an upload slot, held as long as the ticket lives.
+/// `items` more files), and an upload link its limits (a new file unless `resuming` one of its
+/// uploads); then it takes an upload slot, held as long as the ticket lives.
 pub async fn admit_upload(
     state: &State,
     req: &Request,
     who: &Principal,
     bytes: u64,
     items: u64,
+    resuming: Option<&crate::store::Transaction>,
 ) -> Result<crate::upload::Ticket, AppError> {
-    let account = state
+    let mut account = state
         .limits
         .account(req.client_ip, who.can(Permission::Admin));
+    if let Some((max, room)) = links::access::admit(state, who, bytes, resuming).await? {
+        account.cap(max, room);
+    }
     account.expect(bytes)?;
     if items > 0 {
         account.add_items(items)?;

@@ -40,6 +40,7 @@ pub fn uploader(req: &Request, who: &Principal) -> Uploader {
         label: who.label_or_anonymous().to_string(),
         client_ip: req.client_ip.to_string(),
         user_agent: req.user_agent(),
+        link: who.link_id(),
     }
 }
 

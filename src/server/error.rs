@@ -32,6 +32,9 @@ pub enum AppError {
     Timeout(String),
     #[error("{0}")]
     Conflict(String),
+    /// `410 Gone`: a revoked or expired upload link.
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("{0}")]
@@ -72,6 +75,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,6 +161,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Gone(_) => AppError::Conflict("this upload was deleted meanwhile".into()),
+            StoreError::LinkRefused(r) => r.into(),
             StoreError::DiskFull => AppError::InsufficientStorage(
                 "the server's disk is full; nothing was stored".into(),
             ),
@@ -230,6 +235,7 @@ impl From<Limit> for AppError {
             Limit::StoreFull { max } => AppError::InsufficientStorage(format!(
                 "the server's storage limit ({max} bytes) is reached; nothing was stored"
             )),
+            Limit::Link(r) => r.into(),
         }
     }
 }
@@ -284,6 +290,30 @@ impl From<UploadError> for AppError {
             UploadError::Blob(b) => b.into(),
             UploadError::Store(s) => s.into(),
             UploadError::Internal(detail) => AppError::Internal(detail),
+        }
+    }
+}
+
+impl From<crate::links::Refusal> for AppError {
+    fn from(r: crate::links::Refusal) -> Self {
+        use crate::links::Refusal;
+        let message = r.to_string();
+        match r {
+            Refusal::Revoked | Refusal::Expired => AppError::Gone(message),
+            Refusal::Files { .. } => AppError::Forbidden(message),
+            Refusal::Bytes { .. } => AppError::TooLarge(format!("{message}; nothing was stored")),
+        }
+    }
+}
+
+impl From<crate::links::LinkError> for AppError {
+    fn from(e: crate::links::LinkError) -> Self {
+        use crate::links::LinkError;
+        match e {
+            LinkError::Unknown => AppError::NotFound,
+            LinkError::Store(s) => s.into(),
+            LinkError::Random => AppError::Internal(e.to_string()),
+            other => AppError::BadRequest(other.to_string()),
         }
     }
 }

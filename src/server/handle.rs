@@ -139,7 +139,12 @@ fn error_format(path: &str, headers: &HeaderMap) -> ErrorFormat {
     let p = path.trim_start_matches('/');
     if p.starts_with("apis/") || accepts_json(headers) {
         ErrorFormat::Json
-    } else if is_tus(path) || p.starts_with("+resumable/") || p.starts_with("+upload/") {
+    } else if is_tus(path)
+        || p.starts_with("+resumable/")
+        || p.starts_with("+upload/")
+        // `PUT /u/<token>/<filename>`, curl's like `PUT /+upload/<filename>`.
+        || p.strip_prefix("u/").is_some_and(|rest| rest.contains('/'))
+    {
         ErrorFormat::Text
     } else {
         ErrorFormat::Html

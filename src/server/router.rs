@@ -40,6 +40,14 @@ pub enum Route {
     ApiItemUnlock,
     Audit,
     ClientScript,
+    /// `/u/<token>`: a link's upload page (GET) and form post (POST).
+    LinkUpload,
+    /// `PUT /u/<token>/<filename>`.
+    LinkPut,
+    /// `/+links` (list, create), `/+links/<id>`, `/+links/<id>/revoke`.
+    Links,
+    LinkPage,
+    LinkRevoke,
 }
 
 const GET: &str = "GET, HEAD";
@@ -58,6 +66,9 @@ impl Route {
             Route::UploadPut => PUT,
             Route::TusCreate => TUS_CREATE,
             Route::TusUpload | Route::Resumable => RESOURCE,
+            Route::LinkPut => PUT,
+            Route::LinkUpload | Route::Links => GET_POST,
+            Route::LinkRevoke => POST,
             Route::Login
             | Route::Logout
             | Route::ItemDelete
@@ -100,6 +111,11 @@ impl Route {
             Route::ApiItemUnlock => "api-unlock",
             Route::Audit => "audit",
             Route::ClientScript => "client-script",
+            Route::LinkUpload => "link-upload",
+            Route::LinkPut => "link-put",
+            Route::Links => "links",
+            Route::LinkPage => "link",
+            Route::LinkRevoke => "link-revoke",
         }
     }
 }
@@ -126,6 +142,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["+list"] => Some((Route::List, None)),
         ["+audit"] => Some((Route::Audit, None)),
         ["+client.sh"] => Some((Route::ClientScript, None)),
+        ["u", token] if crate::links::is_token(token) => Some((Route::LinkUpload, None)),
+        ["u", token, _] if crate::links::is_token(token) => Some((Route::LinkPut, None)),
+        ["+links"] => Some((Route::Links, None)),
+        ["+links", id] if is_id(id) => Some((Route::LinkPage, None)),
+        ["+links", id, "revoke"] if is_id(id) => Some((Route::LinkRevoke, None)),
         ["apis", "rest"] => Some((Route::ApiInfo, None)),
         ["apis", "rest", "items"] => Some((Route::ApiItems, None)),
         ["apis", "rest", "items", name] => item(name, Route::ApiItem),
@@ -148,6 +169,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         });
     }
     Ok((route, name))
+}
+
+/// A link id: a positive decimal number.
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0')
 }
 
 pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Response, AppError> {
@@ -195,6 +221,15 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::ApiItemUnlock => routes::rest::unlock(state, req).await,
         Route::Audit => routes::audit::page(state, req).await,
         Route::ClientScript => routes::client_script::serve(state, req).await,
+        Route::LinkUpload if req.method == Method::POST => {
+            routes::upload::form_upload(state, req).await
+        }
+        Route::LinkUpload => routes::links::upload_page(state, req).await,
+        Route::LinkPut => routes::upload::put::put(state, req).await,
+        Route::Links if req.method == Method::POST => routes::links::create(state, req).await,
+        Route::Links => routes::links::list(state, req).await,
+        Route::LinkPage => routes::links::page(state, req).await,
+        Route::LinkRevoke => routes::links::revoke(state, req).await,
     }
 }
 

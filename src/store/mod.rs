@@ -5,10 +5,12 @@
 //! [`blocking`], which runs the call on tokio's blocking pool.
 
 mod audit;
+mod links;
 mod outbox;
 mod sqlite;
 
 pub use audit::{AuditPage, AuditQuery, AuditStore};
+pub use links::LinkStore;
 pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
 pub use sqlite::SqliteStore;
 
@@ -27,6 +29,9 @@ pub enum StoreError {
     DiskFull,
     #[error("metadata store: {0}")]
     Backend(String),
+    /// The upload link's limits or revocation refuse the items (checked as they are committed).
+    #[error("{0}")]
+    LinkRefused(crate::links::Refusal),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -60,6 +65,8 @@ pub struct Uploader {
     pub label: String,
     pub client_ip: String,
     pub user_agent: String,
+    /// The upload link it came through (see [`crate::links`]).
+    pub link: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +122,7 @@ pub struct ListPage {
     pub total: u64,
 }
 
-pub trait MetaStore: Outbox + AuditStore + Send + Sync {
+pub trait MetaStore: Outbox + AuditStore + LinkStore + Send + Sync {
     /// Makes items visible, all or none (one transaction), joining them to a delivery.
     fn insert(&self, items: &[Item], join: Option<&DeliveryJoin>) -> Result<(), StoreError>;
     /// True if the name was ever used (deleted names are never handed out again).

@@ -25,6 +25,8 @@ pub enum Limit {
     Bytes { retry_after: Duration },
     /// The store would pass `max_total_size`.
     StoreFull { max: u64 },
+    /// The upload link's total size (see [`crate::links`]).
+    Link(crate::links::Refusal),
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +125,7 @@ impl Limits {
             exempt,
             in_flight: AtomicU64::new(0),
             unquoted: AtomicU64::new(0),
+            link_room: None,
         }
     }
 
@@ -217,6 +220,8 @@ pub struct Account {
     in_flight: AtomicU64,
     /// Received bytes not yet counted towards the client's quota (less than a step).
     unquoted: AtomicU64,
+    /// An upload link's size limit and the bytes it leaves this upload (see [`Self::cap`]).
+    link_room: Option<(u64, u64)>,
 }
 
 impl Account {
@@ -230,9 +235,24 @@ impl Account {
         self.limits.quota(self.client, 1, bytes, false)
     }
 
+    /// Stops the upload once it has sent `room` bytes: what its upload link (of `max` bytes
+    /// in all) has left. The link's limit is checked again, exactly, when items are committed.
+    pub fn cap(&mut self, max: u64, room: u64) {
+        self.link_room = Some((max, room));
+    }
+
     /// Counts `n` bytes as they arrive; fails as soon as a limit is passed.
     pub fn add_bytes(&self, n: u64) -> Result<(), Limit> {
         self.limits.check_store(n)?;
+        if let Some((max, room)) = self.link_room {
+            let sent = self.in_flight.load(Ordering::Acquire);
+            if sent.saturating_add(n) > room {
+                return Err(Limit::Link(crate::links::Refusal::Bytes {
+                    max,
+                    left: room.saturating_sub(sent),
+                }));
+            }
+        }
         if !self.exempt && self.limits.quota.bytes > 0 {
             let pending = self.unquoted.fetch_add(n, Ordering::AcqRel) + n;
             if pending >= self.limits.quota_step() {

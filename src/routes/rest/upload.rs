@@ -40,14 +40,14 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     } else {
         range.total
     };
-    let ticket = admit_upload(state, &req, &who, expected, 0).await?;
-    let (tx, token, created) = match transaction_id(&req)? {
+    let (tx, token, created, ticket) = match transaction_id(&req)? {
         None => {
             if range.begin != 0 {
                 return Err(inconsistent(0));
             }
+            let ticket = admit_upload(state, &req, &who, expected, 0, None).await?;
             let (tx, token) = begin(state, &req, &who, &range).await?;
-            (tx, token, true)
+            (tx, token, true, ticket)
         }
         Some(token) => {
             let tx = state
@@ -55,7 +55,8 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
                 .open(&token, who.label_or_anonymous())
                 .await
                 .map_err(rest_error)?;
-            (tx, token, false)
+            let ticket = admit_upload(state, &req, &who, expected, 0, Some(&tx)).await?;
+            (tx, token, false, ticket)
         }
     };
     let chunk = Chunk {
@@ -172,12 +173,13 @@ async fn begin(
             label: who.label_or_anonymous().into(),
             client_ip: req.client_ip.to_string(),
             user_agent: req.user_agent(),
+            link: who.link_id(),
         },
         filename,
         content_type: claimed,
         total: Some(range.total),
         expires_at: lifetime.expires_at(crate::now()),
-        reference: None,
+        reference: crate::routes::links::access::case_reference(who, None)?,
         comment: None,
     };
     state.engine.begin(new).await.map_err(rest_error)

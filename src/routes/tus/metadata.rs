@@ -6,7 +6,8 @@ use crate::routes::resumable::{requested_expiry, uploader};
 use crate::server::{AppError, Request};
 use crate::state::State;
 use crate::upload::NewUpload;
-use crate::upload::engine::{clean_comment, clean_reference};
+use crate::routes::links::access::case_reference;
+use crate::upload::engine::clean_comment;
 use crate::upload::{Checksum, ChecksumAlgorithm};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -87,7 +88,7 @@ impl Metadata {
                 self.maxlife_value.as_deref(),
                 self.maxlife_unit.as_deref(),
             )?,
-            reference: clean_reference(self.reference.as_deref())?,
+            reference: case_reference(who, self.reference.as_deref())?,
             comment: clean_comment(self.comment.as_deref())?,
         })
     }

@@ -62,7 +62,7 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     }
     let meta = parse_metadata(req.headers.get("upload-metadata").map(|v| v.as_bytes()))?;
     let has_body = is_offset_stream(&req)?;
-    let ticket = admit_upload(state, &req, &who, total.unwrap_or(0), 1).await?;
+    let ticket = admit_upload(state, &req, &who, total.unwrap_or(0), 1, None).await?;
     let new = meta.into_upload(state, &req, &who, total)?;
     let (tx, token) = state.engine.begin(new).await?;
     let location = format!("/+tus/{token}");
@@ -169,7 +169,7 @@ async fn patch(
         .ok_or_else(|| AppError::BadRequest("Upload-Offset is missing".into()))?;
     let total = number(&req, "upload-length")?;
     let checksum = parse_checksum(req.header("upload-checksum"))?;
-    let ticket = admit_upload(state, &req, who, req.content_length().unwrap_or(0), 0).await?;
+    let ticket = admit_upload(state, &req, who, req.content_length().unwrap_or(0), 0, Some(tx)).await?;
     let parts = chunk_at(offset, total, checksum);
     let p = append(state, &parts, tx, req, ticket)
         .await

@@ -16,7 +16,7 @@ use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::{Item, Uploader};
-use crate::upload::engine::{clean_comment, clean_reference};
+use crate::upload::engine::clean_comment;
 use crate::upload::{Staged, UploadMeta};
 use form::{FormInput, read_multipart, read_urlencoded};
 use http::{HeaderValue, StatusCode, header};
@@ -39,7 +39,7 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
         admit(state, len).await?;
     }
     // Held until the response: one upload slot of this client's share.
-    let ticket = admit_upload(state, &req, &who, len.unwrap_or(0), 0).await?;
+    let ticket = admit_upload(state, &req, &who, len.unwrap_or(0), 0, None).await?;
     let content_type = req.header(header::CONTENT_TYPE).unwrap_or("").to_string();
     let essence = content_type
         .split(';')
@@ -97,8 +97,9 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
             label: who.label_or_anonymous().to_string(),
             client_ip: ip,
             user_agent,
+            link: who.link_id(),
         },
-        reference: clean_reference(fields.reference.as_deref())?,
+        reference: super::links::access::case_reference(&who, fields.reference.as_deref())?,
         comment: clean_comment(fields.comment.as_deref())?,
     };
     ticket.account().add_items(files.len() as u64)?;

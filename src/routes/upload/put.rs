@@ -11,7 +11,8 @@ use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::Item;
-use crate::upload::engine::{clean_comment, clean_reference};
+use super::super::links::access::case_reference;
+use crate::upload::engine::clean_comment;
 use crate::upload::{Staged, UploadMeta};
 use http::{StatusCode, header};
 use http_body_util::BodyDataStream;
@@ -34,7 +35,7 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
             req.header("maxlife-unit"),
         )?,
         uploader: uploader(&req, &who),
-        reference: clean_reference(req.query("reference").as_deref())?,
+        reference: case_reference(&who, req.query("reference").as_deref())?,
         comment: clean_comment(req.query("comment").as_deref())?,
     };
     let claimed = req
@@ -44,7 +45,7 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
         })
         .map(str::to_string);
     let json = req.wants_json();
-    let ticket = admit_upload(state, &req, &who, len.unwrap_or(0), 1).await?;
+    let ticket = admit_upload(state, &req, &who, len.unwrap_or(0), 1, None).await?;
     let body = BodyDataStream::new(req.body);
     let written = state
         .engine

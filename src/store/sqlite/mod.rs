@@ -2,6 +2,7 @@
 //! [`uploads`], the schema and its migrations in [`schema`].
 
 mod audit;
+mod links;
 mod outbox;
 mod schema;
 mod uploads;
@@ -17,7 +18,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 pub(super) const COLUMNS: &str = "name, filename, content_type, size, sha256, state, created_at, completed_at, \
-    expires_at, downloaded_at, locked, uploader, client_ip, user_agent, reference, comment";
+    expires_at, downloaded_at, locked, uploader, client_ip, user_agent, reference, comment, link_id";
 
 /// One connection behind a mutex: every statement is short, and WAL keeps commits cheap.
 pub struct SqliteStore {
@@ -72,6 +73,7 @@ pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
             label: row.get(11)?,
             client_ip: row.get(12)?,
             user_agent: row.get(13)?,
+            link: row.get(16)?,
         },
         reference: row.get(14)?,
         comment: row.get(15)?,
@@ -80,7 +82,7 @@ pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
 
 fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     ))?;
     for it in items {
         let res = stmt.execute(params![
@@ -100,6 +102,7 @@ fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
             it.uploader.user_agent,
             it.reference,
             it.comment,
+            it.uploader.link,
         ]);
         match res {
             Ok(_) => {}
@@ -133,6 +136,9 @@ impl MetaStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         insert_items(&tx, items)?;
+        if let Some(link) = items.first().and_then(|i| i.uploader.link) {
+            links::check_limits(&tx, link)?;
+        }
         if let (Some(join), Some(first)) = (join, items.first()) {
             let names: Vec<&ItemName> = items.iter().map(|i| &i.name).collect();
             outbox::join(
@@ -336,10 +342,13 @@ impl MetaStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         uploads::complete(&tx, name, size, sha256, at)?;
+        let item = tx
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE name = ?1"))?
+            .query_row([name.as_str()], item_from_row)?;
+        if let Some(link) = item.uploader.link {
+            links::check_limits(&tx, link)?;
+        }
         if let Some(join) = join {
-            let item = tx
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE name = ?1"))?
-                .query_row([name.as_str()], item_from_row)?;
             outbox::join(
                 &tx,
                 join,

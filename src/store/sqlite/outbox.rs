@@ -141,7 +141,7 @@ pub fn delivery(conn: &Connection, id: i64) -> Result<Option<Delivery>, StoreErr
             Ok(Delivery {
                 id,
                 idempotency_key: r.get(0)?,
-                uploader: Uploader { label: r.get(1)?, client_ip: r.get(2)?, user_agent: r.get(3)? },
+                uploader: Uploader { label: r.get(1)?, client_ip: r.get(2)?, user_agent: r.get(3)?, link: None },
                 reference: r.get(4)?,
                 opened_at: r.get(5)?,
                 closed_at: r.get(6)?,

@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 4] = [
+pub(super) const MIGRATIONS: [&str; 5] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -83,6 +83,24 @@ pub(super) const MIGRATIONS: [&str; 4] = [
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    // 5: per-case upload links (src/links). Only a SHA-256 of a link's token is stored;
+    // `notify` is a comma-separated list of e-mail addresses.
+    "CREATE TABLE links (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash  TEXT NOT NULL UNIQUE,
+        reference   TEXT NOT NULL,
+        note        TEXT,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        expires_at  INTEGER,
+        max_size    INTEGER,
+        max_files   INTEGER,
+        notify      TEXT NOT NULL DEFAULT '',
+        revoked_at  INTEGER,
+        revoked_by  TEXT
+    );
+    ALTER TABLE items ADD COLUMN link_id INTEGER REFERENCES links (id);
+    CREATE INDEX items_link ON items (link_id, created_at) WHERE link_id IS NOT NULL;",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -19,6 +19,7 @@ fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> It
             label: "customers".into(),
             client_ip: "127.0.0.1".into(),
             user_agent: "curl".into(),
+            link: None,
         },
         reference: reference.map(Into::into),
         comment: None,

@@ -35,11 +35,11 @@ pub fn find(
     ))?;
     let found = stmt
         .query_row([key], |row| {
-            let total: Option<i64> = row.get(16)?;
+            let total: Option<i64> = row.get(17)?;
             Ok(Transaction {
                 item: item_from_row(row)?,
                 total: total.and_then(|t| u64::try_from(t).ok()),
-                updated_at: row.get(17)?,
+                updated_at: row.get(18)?,
             })
         })
         .optional()?;
