@@ -6,6 +6,7 @@
 #
 # Options:
 #   -p PASSWORD   upload password (default: support; or set SFX_PASSWORD)
+#   -t TOKEN      the token of an upload link (https://HOST/u/TOKEN) instead of a password
 #   -r REFERENCE  your reference, e.g. a ticket number
 #   -c COMMENT    a comment shown with the upload
 #   -s SIZE       chunk size, with K, M or G suffix (default: the server's)
@@ -36,9 +37,11 @@ sfx_main() {
     blk=65536
 
     OPTIND=1
-    while getopts 'p:r:c:s:kh' opt; do
+    while getopts 'p:t:r:c:s:kh' opt; do
         case $opt in
         p) password=$OPTARG ;;
+        # The server takes a link's token wherever it takes a password.
+        t) password=$OPTARG ;;
         r) reference=$OPTARG ;;
         c) comment=$OPTARG ;;
         s) chunk=$(parse_size "$OPTARG") || die "-s $OPTARG: expected a size like 8M, 512K or 1G" ;;
@@ -92,13 +95,14 @@ sfx_main() {
 
 usage() {
     cat <<EOF
-usage: sh client.sh [-p PASSWORD] [-r REFERENCE] [-c COMMENT] [-s SIZE] [-k] FILE...
+usage: sh client.sh [-p PASSWORD | -t TOKEN] [-r REFERENCE] [-c COMMENT] [-s SIZE] [-k] FILE...
        curl -fsS $SFX_DEFAULT_URL/+client.sh | sh -s -- [options] FILE...
 
 Uploads each FILE to $base, resumably: run the same command again after an
 interruption and it continues where it stopped.
 
   -p PASSWORD   upload password (default: support; or set SFX_PASSWORD)
+  -t TOKEN      the token of an upload link (https://HOST/u/TOKEN) instead of a password
   -r REFERENCE  your reference, e.g. a ticket number
   -c COMMENT    a comment shown with the upload
   -s SIZE       chunk size, with a K, M or G suffix (default: $SFX_DEFAULT_CHUNK bytes)
@@ -326,7 +330,8 @@ create() {
 refused() {
     say "error: $name: the server refused the upload: $(reason)"
     case $code in
-    401 | 403) say "check the password (-p)" ;;
+    401 | 403) say "check the password (-p) or the link's token (-t)" ;;
+    410) say "this upload link was revoked or has expired: ask the support team for a new one" ;;
     413) say "the file is larger than the server accepts" ;;
     507) say "the server is out of disk space: please tell the support team" ;;
     esac

@@ -11,6 +11,9 @@
   const endpoint = new URL(form.dataset.tusEndpoint, location.href).href;
   const chunkSize = Number(form.dataset.chunkSize) || 50 * 1024 * 1024;
   const maxSize = Number(form.dataset.maxSize) || Infinity;
+  // An upload link's page (/u/<token>) sends its token; elsewhere the session cookie does.
+  const auth = form.dataset.bearer ? { Authorization: 'Bearer ' + form.dataset.bearer } : {};
+  const tusHeaders = Object.assign({ 'Tus-Resumable': '1.0.0' }, auth);
   const input = $('input[type=file]', form);
   const queueList = $('ul.queue', form);
   const transfersSection = $('section.transfers');
@@ -154,6 +157,7 @@
       this.upload = new tus.Upload(this.file, {
         endpoint,
         chunkSize,
+        headers: auth,
         retryDelays: RETRY_DELAYS,
         metadata,
         removeFingerprintOnSuccess: true,
@@ -229,7 +233,7 @@
         try {
           const head = await fetch(this.upload.url, {
             method: 'HEAD',
-            headers: { 'Tus-Resumable': '1.0.0' },
+            headers: tusHeaders,
             credentials: 'same-origin',
             cache: 'no-store',
           });
@@ -490,7 +494,7 @@
     try {
       const res = await fetch(p.uploadUrl, {
         method: 'HEAD',
-        headers: { 'Tus-Resumable': '1.0.0' },
+        headers: tusHeaders,
         credentials: 'same-origin',
         cache: 'no-store',
       });

@@ -59,6 +59,47 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Per-case upload links (also on the `/+links` page). Works while the server runs.
+    Link {
+        /// TOML config file (its `data_dir`, `public_url` and alert channels).
+        #[arg(long, env = "SFX_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory, overriding the config.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: LinkCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Make a link for a case and print its URL (shown only now: sfx keeps only a hash).
+    Create {
+        /// The case reference, e.g. CASE-1234: every file sent through the link carries it.
+        #[arg(long)]
+        reference: String,
+        /// How long the link takes new uploads, e.g. 7d or 12h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Total size the link accepts, e.g. 50GiB.
+        #[arg(long)]
+        max_size: Option<String>,
+        /// Number of files the link accepts.
+        #[arg(long)]
+        max_files: Option<String>,
+        /// E-mail address told of each delivery (repeat or separate with commas); needs an
+        /// e-mail alert channel.
+        #[arg(long)]
+        notify: Vec<String>,
+        /// A note shown to the customer on the upload page.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List links: id, state, case, what they received.
+    List,
+    /// Revoke a link: its URL answers 410 Gone from then on.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,18 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::Link {
+            config,
+            data_dir,
+            command,
+        } => {
+            let mut cfg = load_config(config.as_deref())?;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            sfx::links::commands::run(&cfg, &command, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
         Command::HashSecret => {
             let mut line = String::new();
             std::io::stdin()

@@ -62,7 +62,12 @@ pub async fn send(
     let attempt = async {
         match &channel.kind {
             ChannelKind::Email { smtp_url, from, to } => {
-                email::send(smtp_url, from, to, payload).await
+                // An upload link's own recipients get the same message.
+                let mut to = to.clone();
+                if let Some(link) = &payload.link {
+                    to.extend(link.notify.iter().filter(|a| !to.contains(a)).cloned().collect::<Vec<_>>());
+                }
+                email::send(smtp_url, from, &to, payload).await
             }
             ChannelKind::Webhook {
                 url,

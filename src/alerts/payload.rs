@@ -18,6 +18,19 @@ pub struct Payload {
     pub delivery: DeliveryInfo,
     pub uploader: UploaderInfo,
     pub files: Vec<FileInfo>,
+    /// The upload link the files came through; `null` for other uploads.
+    pub link: Option<LinkInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkInfo {
+    pub id: i64,
+    /// The case the link was made for (also `uploader.reference`).
+    pub reference: String,
+    /// The link's operator page.
+    pub url: String,
+    /// Told by e-mail on top of the e-mail channel's own recipients.
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +118,19 @@ impl Payload {
                     deleted: d.deleted.iter().any(|n| n == i.name.as_str()),
                 })
                 .collect(),
+            link: None,
         }
+    }
+
+    /// Names the upload link the delivery came through.
+    pub fn with_link(mut self, link: &crate::links::Link, public_url: &str) -> Payload {
+        self.link = Some(LinkInfo {
+            id: link.id,
+            reference: link.reference.clone(),
+            url: format!("{public_url}/+links/{}", link.id),
+            notify: link.notify.clone(),
+        });
+        self
     }
 
     /// What `sfx alert-test` sends: clearly marked, naming no real item.
@@ -142,6 +167,7 @@ impl Payload {
                 expires_at: None,
                 deleted: false,
             }],
+            link: None,
         }
     }
 
@@ -159,6 +185,10 @@ impl Payload {
             .map(|r| format!(" [{r}]"))
             .unwrap_or_default();
         let test = if self.test { "TEST " } else { "" };
+        let reference = match &self.link {
+            Some(l) => format!(" [case {}, upload link #{}]", l.reference, l.id),
+            None => reference,
+        };
         // Control characters could fold or inject mail headers.
         clean_line(&format!(
             "[sfx] {test}{what} from {}{reference}",
@@ -208,6 +238,14 @@ impl Payload {
         out.push_str(&format!("User agent: {}\n", clean_line(&u.user_agent)));
         if let Some(r) = &u.reference {
             out.push_str(&format!("Reference:  {}\n", clean_line(r)));
+        }
+        if let Some(l) = &self.link {
+            out.push_str(&format!(
+                "Case:       {} (through upload link #{}: {})\n",
+                clean_line(&l.reference),
+                l.id,
+                l.url
+            ));
         }
         for c in &u.comments {
             out.push_str(&format!("Comment:\n{}\n", indent(c)));

@@ -138,12 +138,27 @@ async fn attempt(
     task: &AlertTask,
 ) -> Result<(), StoreError> {
     let id = task.delivery_id;
-    let delivery = blocking(&state.store, move |s| s.delivery(id)).await?;
+    let (delivery, link) = blocking(&state.store, move |s| {
+        let d = s.delivery(id)?;
+        let link = match d.as_ref().and_then(|d| d.items.first()?.uploader.link) {
+            Some(l) => s.link(l)?,
+            None => None,
+        };
+        Ok((d, link))
+    })
+    .await?;
     let channel = state.config.alerts.iter().find(|c| c.name == task.channel);
     let result = match (&delivery, channel) {
         (None, _) => Err("the delivery no longer exists".to_string()),
         (_, None) => Err("this channel is no longer configured".to_string()),
-        (Some(d), Some(c)) => send(c, &Payload::new(d, &state.config.public_url), http).await,
+        (Some(d), Some(c)) => {
+            let url = &state.config.public_url;
+            let mut payload = Payload::new(d, url);
+            if let Some(link) = &link {
+                payload = payload.with_link(link, url);
+            }
+            send(c, &payload, http).await
+        }
     };
     let now = crate::now();
     let retry_for = i64::try_from(state.config.alert_retry_for.as_secs()).unwrap_or(i64::MAX);

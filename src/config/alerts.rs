@@ -58,8 +58,17 @@ pub struct AlertChannel {
 
 impl AlertChannel {
     pub fn wants(&self, label: &str) -> bool {
-        self.only_labels.is_empty() || self.only_labels.iter().any(|l| l == label)
+        wants(&self.only_labels, label)
     }
+}
+
+/// Whether a channel with these `only_labels` alerts deliveries of `label`; `link:*` stands
+/// for every upload link (their labels are `link:<id>`).
+pub fn wants(only_labels: &[String], label: &str) -> bool {
+    only_labels.is_empty()
+        || only_labels
+            .iter()
+            .any(|l| l == label || (l == "link:*" && label.starts_with("link:")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@ mod limits;
 mod tls;
 mod units;
 
-pub use alerts::{AlertChannel, ChannelKind, Secret, WebhookFormat};
+pub use alerts::{AlertChannel, ChannelKind, Secret, WebhookFormat, wants};
 pub use limits::Limits;
 pub use tls::{CertSource, TlsConfig};
 pub use units::{Lifetime, parse_duration, parse_size};

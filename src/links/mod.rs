@@ -6,6 +6,8 @@
 //! This module is the domain: what a link is, its token, its limits and their checks. The store
 //! keeps links ([`crate::store::LinkStore`]); routes and the CLI make and use them.
 
+pub mod commands;
+
 use crate::audit::{Audit, AuditEvent, Kind};
 use crate::config::{parse_duration, parse_size};
 use crate::store::MetaStore;

@@ -76,7 +76,7 @@ pub fn close_due(
     let now = now_ms / 1000;
     for (id, label) in &due {
         for (channel, only) in channels {
-            if only.is_empty() || only.contains(label) {
+            if crate::config::wants(only, label) {
                 insert.execute(params![id, channel, now])?;
             }
         }
