@@ -65,7 +65,13 @@ pub async fn send(
                 // An upload link's own recipients get the same message.
                 let mut to = to.clone();
                 if let Some(link) = &payload.link {
-                    to.extend(link.notify.iter().filter(|a| !to.contains(a)).cloned().collect::<Vec<_>>());
+                    to.extend(
+                        link.notify
+                            .iter()
+                            .filter(|a| !to.contains(a))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
                 }
                 email::send(smtp_url, from, &to, payload).await
             }

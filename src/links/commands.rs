@@ -27,7 +27,11 @@ pub enum CommandError {
 /// Made by the command line rather than by a person's credential.
 const BY: &str = "cli";
 
-pub fn run(config: &Config, command: &LinkCommand, out: &mut dyn Write) -> Result<(), CommandError> {
+pub fn run(
+    config: &Config,
+    command: &LinkCommand,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
     let db = config.data_dir.join("sfx.db");
     if !db.is_file() {
         return Err(CommandError::NoStore(config.data_dir.clone()));

@@ -197,7 +197,9 @@ impl LinkRequest<'_> {
                 let d = parse_duration(text).map_err(LinkError::Invalid)?;
                 let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
                 if secs == 0 {
-                    return Err(LinkError::Invalid("the expiry must be in the future".into()));
+                    return Err(LinkError::Invalid(
+                        "the expiry must be in the future".into(),
+                    ));
                 }
                 Some(now.saturating_add(secs))
             }
@@ -340,13 +342,25 @@ mod tests {
         let cases: &[(Usage, u64, u64, Result<Option<u64>, Refusal>)] = &[
             (used(0, 0), 1, 10, Ok(Some(1000))),
             (used(2, 900), 1, 100, Ok(Some(100))),
-            (used(2, 900), 1, 101, Err(Refusal::Bytes { max: 1000, left: 100 })),
+            (
+                used(2, 900),
+                1,
+                101,
+                Err(Refusal::Bytes {
+                    max: 1000,
+                    left: 100,
+                }),
+            ),
             (used(3, 0), 1, 0, Err(Refusal::Files { max: 3, used: 3 })),
             // An append to a running upload adds no file.
             (used(3, 10), 0, 5, Ok(Some(990))),
         ];
         for (u, files, bytes, want) in cases {
-            assert_eq!(&l.admit(*u, *files, *bytes), want, "{u:?} +{files} files +{bytes}");
+            assert_eq!(
+                &l.admit(*u, *files, *bytes),
+                want,
+                "{u:?} +{files} files +{bytes}"
+            );
         }
     }
 
@@ -378,11 +392,30 @@ mod tests {
         assert_eq!(ok.max_files, Some(20));
         assert_eq!(ok.notify, vec!["ops@example.com", "b@example.org"]);
         let bad: &[LinkRequest] = &[
-            LinkRequest { reference: "", ..Default::default() },
-            LinkRequest { reference: "C", expires: Some("soon"), ..Default::default() },
-            LinkRequest { reference: "C", max_size: Some("big"), ..Default::default() },
-            LinkRequest { reference: "C", max_files: Some("0"), ..Default::default() },
-            LinkRequest { reference: "C", notify: Some("not-an-address"), ..Default::default() },
+            LinkRequest {
+                reference: "",
+                ..Default::default()
+            },
+            LinkRequest {
+                reference: "C",
+                expires: Some("soon"),
+                ..Default::default()
+            },
+            LinkRequest {
+                reference: "C",
+                max_size: Some("big"),
+                ..Default::default()
+            },
+            LinkRequest {
+                reference: "C",
+                max_files: Some("0"),
+                ..Default::default()
+            },
+            LinkRequest {
+                reference: "C",
+                notify: Some("not-an-address"),
+                ..Default::default()
+            },
         ];
         for r in bad {
             assert!(r.parse(0).is_err(), "{r:?}");

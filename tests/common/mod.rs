@@ -11,6 +11,7 @@ mod http;
 mod python;
 mod raw;
 mod receiver;
+mod smtp;
 mod tls;
 mod wait;
 
@@ -19,7 +20,8 @@ mod wait;
 // script).
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*,
+    binary::*, chromium::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, smtp::*, tls::*,
+    wait::*,
 };
 
 use base64::Engine;

@@ -40,7 +40,14 @@ pub async fn principal(
     state.auth.link_begin(req.client_ip)?;
     let hash = links::token_hash(token);
     let link = blocking(&state.store, move |s| s.link_by_token(&hash)).await?;
-    let who = state.auth.link_end(link, req.client_ip, source).await?;
+    let who = match state.auth.link_end(link, req.client_ip, source).await {
+        Ok(who) => who,
+        // An unknown `/u/<token>` is a page that does not exist.
+        Err(crate::auth::AuthError::WrongSecret) if source == Source::Token => {
+            return Err(AppError::NotFound);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(link) = &who.link {
         link.usable(crate::now(), false)?;
     }
@@ -71,7 +78,10 @@ pub async fn admit(
             let reserved = tx.total.unwrap_or(0).max(tx.item.size);
             used = Usage {
                 files: used.files,
-                bytes: used.bytes.saturating_sub(reserved).saturating_add(tx.item.size),
+                bytes: used
+                    .bytes
+                    .saturating_sub(reserved)
+                    .saturating_add(tx.item.size),
             };
             0
         }

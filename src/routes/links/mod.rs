@@ -121,8 +121,10 @@ pub async fn create(state: &State, req: Request) -> Result<Response, AppError> {
     page.new_url = Some(url);
     let mut resp = response::html(StatusCode::CREATED, render(&page));
     // The page holds a credential: no cache may keep it.
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     Ok(resp)
 }
 
@@ -179,7 +181,11 @@ async fn link_page(
         new_url: None,
         arrivals: views
             .into_iter()
-            .zip(arrivals.iter().map(|(_, d)| d.map(|t| format_time(Some(t))).unwrap_or_default()))
+            .zip(
+                arrivals
+                    .iter()
+                    .map(|(_, d)| d.map(|t| format_time(Some(t))).unwrap_or_default()),
+            )
             .collect(),
         can_revoke: who.can(Permission::Links),
         host,
@@ -243,10 +249,14 @@ pub async fn upload_page(state: &State, req: Request) -> Result<Response, AppErr
         form,
     };
     let mut resp = response::html(StatusCode::OK, render(&page));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     // The token is in the URL: never send it on in a Referer.
-    resp.headers_mut()
-        .insert(header::REFERRER_POLICY, http::HeaderValue::from_static("no-referrer"));
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        http::HeaderValue::from_static("no-referrer"),
+    );
     Ok(resp)
 }

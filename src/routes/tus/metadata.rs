@@ -2,11 +2,11 @@
 //! `algorithm base64digest`.
 
 use crate::auth::Principal;
+use crate::routes::links::access::case_reference;
 use crate::routes::resumable::{requested_expiry, uploader};
 use crate::server::{AppError, Request};
 use crate::state::State;
 use crate::upload::NewUpload;
-use crate::routes::links::access::case_reference;
 use crate::upload::engine::clean_comment;
 use crate::upload::{Checksum, ChecksumAlgorithm};
 use base64::Engine as _;

@@ -169,7 +169,15 @@ async fn patch(
         .ok_or_else(|| AppError::BadRequest("Upload-Offset is missing".into()))?;
     let total = number(&req, "upload-length")?;
     let checksum = parse_checksum(req.header("upload-checksum"))?;
-    let ticket = admit_upload(state, &req, who, req.content_length().unwrap_or(0), 0, Some(tx)).await?;
+    let ticket = admit_upload(
+        state,
+        &req,
+        who,
+        req.content_length().unwrap_or(0),
+        0,
+        Some(tx),
+    )
+    .await?;
     let parts = chunk_at(offset, total, checksum);
     let p = append(state, &parts, tx, req, ticket)
         .await

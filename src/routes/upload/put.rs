@@ -4,6 +4,7 @@
 //! bepasty's `Maxlife-Value`/`Maxlife-Unit` headers. Answers `201` with a text receipt, or JSON
 //! for `Accept: application/json`.
 
+use super::super::links::access::case_reference;
 use super::super::resumable::{insert_receipt, item_url, requested_expiry, uploader};
 use super::super::{admit_upload, require};
 use crate::auth::Permission;
@@ -11,7 +12,6 @@ use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
 use crate::store::Item;
-use super::super::links::access::case_reference;
 use crate::upload::engine::clean_comment;
 use crate::upload::{Staged, UploadMeta};
 use http::{StatusCode, header};

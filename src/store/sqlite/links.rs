@@ -81,7 +81,11 @@ pub(super) fn check_limits(conn: &Connection, id: i64) -> Result<(), StoreError>
     Ok(())
 }
 
-fn find(conn: &Connection, filter: &str, key: impl rusqlite::ToSql) -> Result<Option<Link>, StoreError> {
+fn find(
+    conn: &Connection,
+    filter: &str,
+    key: impl rusqlite::ToSql,
+) -> Result<Option<Link>, StoreError> {
     let link = conn
         .prepare_cached(&format!("SELECT {FIELDS} FROM links WHERE {filter}"))?
         .query_row([key], link_from_row)
