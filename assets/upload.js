@@ -604,7 +604,8 @@
       form.elements.text.value = '';
     }
     const metadata = {};
-    const reference = form.elements.reference.value.trim();
+    // An upload link's page has no reference field: its case is the link's.
+    const reference = form.elements.reference ? form.elements.reference.value.trim() : '';
     const comment = form.elements.comment.value.trim();
     if (reference) metadata.reference = reference;
     if (comment) metadata.comment = comment;

@@ -512,3 +512,91 @@ async fn the_alert_goes_to_the_links_notify_addresses_and_names_the_case() {
         "{text}"
     );
 }
+
+/// The link page in a real Chromium: with JavaScript, the resumable uploader sends the token as
+/// Bearer and verifies the SHA-256; without, the plain form posts to `/u/<token>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_page_uploads_in_chromium_with_and_without_javascript() {
+    if !chromium_available() {
+        return;
+    }
+    let srv = TestServer::start_with("upload_chunk_size = \"1MiB\"").await;
+    let (id, token) = make_link(
+        &srv,
+        &[("reference", "CASE-31"), ("note", "Logs of node 2")],
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let scripted = random_file(tmp.path(), "scripted.tgz", 3 * MIB + 17, 1);
+    let plain = random_file(tmp.path(), "plain.tgz", 70_001, 2);
+    let driver = ChromeDriver::start().await;
+    let page = srv.url(&format!("/u/{token}"));
+
+    let c = driver.session(true).await;
+    c.goto(&page).await.unwrap();
+    wait_for(&c, "form.upload.tus[data-bearer]").await;
+    assert!(text_of(&c, "main").await.contains("Logs of node 2"));
+    find(&c, "form.upload.tus input[type=file][multiple]")
+        .await
+        .send_keys(scripted.to_str().unwrap())
+        .await
+        .unwrap();
+    wait_for(&c, "ul.queue li.transfer").await;
+    find(&c, "form.upload button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    eventually("the upload verified", Duration::from_secs(60), async || {
+        let state: serde_json::Value = c
+            .execute(
+                "const li = document.querySelector('ul.transfers li.transfer');
+                 return li ? li.dataset.state : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        match state.as_str() {
+            Some("verified") => Ok(()),
+            Some("error") | Some("mismatch") => panic!("upload failed: {state}"),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    c.close().await.unwrap();
+
+    let c = driver.session(false).await;
+    c.goto(&page).await.unwrap();
+    find(&c, "form.upload input[type=file]")
+        .await
+        .send_keys(plain.to_str().unwrap())
+        .await
+        .unwrap();
+    find(&c, "form.upload button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "table.receipt").await;
+    assert!(text_of(&c, "main").await.contains(&external_sha256(&plain)));
+    c.close().await.unwrap();
+
+    let items = arrivals(&srv, id);
+    let mut got: Vec<(String, String)> = items
+        .iter()
+        .map(|i| (i.filename.clone(), i.sha256.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("plain.tgz".to_string(), external_sha256(&plain)),
+            ("scripted.tgz".to_string(), external_sha256(&scripted)),
+        ]
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.reference.as_deref() == Some("CASE-31"))
+    );
+}
