@@ -339,7 +339,8 @@ mod tests {
     fn limits() {
         let l = link();
         let used = |files, bytes| Usage { files, bytes };
-        let cases: &[(Usage, u64, u64, Result<Option<u64>, Refusal>)] = &[
+        type Case = (Usage, u64, u64, Result<Option<u64>, Refusal>);
+        let cases: &[Case] = &[
             (used(0, 0), 1, 10, Ok(Some(1000))),
             (used(2, 900), 1, 100, Ok(Some(100))),
             (
