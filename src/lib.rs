@@ -17,6 +17,7 @@ pub mod items;
 pub mod lock;
 pub mod pages;
 pub mod routes;
+pub mod scan;
 pub mod server;
 pub mod state;
 pub mod store;
@@ -153,8 +154,22 @@ impl App {
             Arc::clone(&self.state),
             shutdown.clone(),
         ));
+        let scanner = self.state.config.antivirus.clone().map(|settings| {
+            let st = &self.state;
+            let scanner = scan::Scanner::new(
+                Arc::clone(&st.store),
+                st.blobs.clone(),
+                st.audit.clone(),
+                settings,
+                st.engine.scans_queued(),
+            );
+            tokio::spawn(scanner.run(shutdown.clone()))
+        });
         server::serve(self.state, self.listeners, shutdown).await;
         let _ = sweeper.await;
         let _ = alerts.await;
+        if let Some(scanner) = scanner {
+            let _ = scanner.await;
+        }
     }
 }

@@ -13,6 +13,7 @@ mod sink;
 pub use chain::{GENESIS, Verdict, canonical, record_hash, seal, verify};
 pub use sink::Audit;
 
+use crate::scan::ScanState;
 use crate::store::Item;
 use serde::Serialize;
 
@@ -33,10 +34,12 @@ pub enum Kind {
     Unlock,
     /// The configuration or the TLS certificate was reloaded (or a reload was refused).
     Reload,
+    /// An antivirus scan's outcome (clean, infected, not scanned).
+    Scan,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Startup,
         Kind::LoginSuccess,
         Kind::LoginFailure,
@@ -48,6 +51,7 @@ impl Kind {
         Kind::Lock,
         Kind::Unlock,
         Kind::Reload,
+        Kind::Scan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Kind {
             Kind::Lock => "lock",
             Kind::Unlock => "unlock",
             Kind::Reload => "reload",
+            Kind::Scan => "scan",
         }
     }
 }
@@ -161,6 +166,20 @@ impl AuditEvent {
         AuditEvent::new(Kind::Delete, "", SYSTEM)
             .item(name)
             .detail("expired")
+    }
+
+    /// The outcome of an item's antivirus scan: an infected item is `denied` (quarantined), one
+    /// that could not be scanned an `error`.
+    pub fn scanned(name: impl ToString, state: &ScanState) -> AuditEvent {
+        let mut e = AuditEvent::new(Kind::Scan, "", SYSTEM)
+            .item(name)
+            .detail(state.label());
+        e.outcome = match state {
+            ScanState::Infected(_) => Outcome::Denied,
+            ScanState::NotScanned(_) => Outcome::Error,
+            ScanState::Clean | ScanState::Scanning => Outcome::Ok,
+        };
+        e
     }
 
     /// The start of a server process.

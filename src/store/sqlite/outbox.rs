@@ -58,15 +58,20 @@ pub fn join(
     Ok(())
 }
 
+/// A delivery is not closed (its alert not sent) while one of its live items is being scanned:
+/// the alert tells each file's scan result.
+const SCANS_DONE: &str = "NOT EXISTS (SELECT 1 FROM items i WHERE i.delivery_id = deliveries.id
+    AND i.scan = 'scanning' AND i.deleted_at IS NULL)";
+
 pub fn close_due(
     conn: &Connection,
     now_ms: i64,
     channels: &[(String, Vec<String>)],
 ) -> Result<usize, StoreError> {
     let due: Vec<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT id, uploader FROM deliveries WHERE closed_at IS NULL AND due_at <= ?1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT id, uploader FROM deliveries WHERE closed_at IS NULL AND due_at <= ?1 AND {SCANS_DONE}"
+        ))?
         .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut insert = conn.prepare_cached(
@@ -122,9 +127,9 @@ pub fn claim(
 /// Milliseconds (deliveries' `due_at` is in ms; alert attempts are planned in seconds).
 pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     let next: Option<i64> = conn.query_row(
-        "SELECT min(t) FROM (
+        &format!("SELECT min(t) FROM (
             SELECT min(next_attempt_at) * 1000 AS t FROM alerts WHERE state IN ('pending', 'failing')
-            UNION ALL SELECT min(due_at) FROM deliveries WHERE closed_at IS NULL)",
+            UNION ALL SELECT min(due_at) FROM deliveries WHERE closed_at IS NULL AND {SCANS_DONE})"),
         [],
         |r| r.get(0),
     )?;

@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 4] = [
+pub(super) const MIGRATIONS: [&str; 5] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -83,6 +83,11 @@ pub(super) const MIGRATIONS: [&str; 4] = [
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    // 5: antivirus (src/scan): `scan` is NULL without antivirus, else scanning, clean,
+    // infected or not_scanned; `scan_detail` the signature or the reason.
+    "ALTER TABLE items ADD COLUMN scan TEXT;
+    ALTER TABLE items ADD COLUMN scan_detail TEXT;
+    CREATE INDEX items_scanning ON items (completed_at) WHERE scan = 'scanning' AND deleted_at IS NULL;",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -288,6 +288,7 @@ impl<B: BlobStore> Engine<B> {
         tracing::info!(item = %name, size, sha256 = %done.sha256, label = %done.uploader.label,
             ip = %done.uploader.client_ip, "resumable upload complete");
         self.audit.record(AuditEvent::upload_completed(&done)).await;
+        self.queue_scans();
         Ok(done)
     }
 }
