@@ -89,10 +89,16 @@ async fn clean_infected_and_over_limit_files() {
     assert_eq!(scanned(&srv, &clean, 30).await, "clean");
     let resp = download(&srv, READER, &clean, "").await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"nothing to see here\n");
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        b"nothing to see here\n"
+    );
 
     let sig = scanned(&srv, &infected, 30).await;
-    assert!(sig.starts_with(&format!("infected: {EICAR_SIGNATURE}")), "{sig}");
+    assert!(
+        sig.starts_with(&format!("infected: {EICAR_SIGNATURE}")),
+        "{sig}"
+    );
     // Invisible to everybody but admins: not listed for a list-only operator, refused to a reader.
     let as_lister = get_as(&srv, Some(LISTER), ITEMS).await;
     let listed: Value = as_lister.json().await.unwrap();
@@ -106,10 +112,21 @@ async fn clean_infected_and_over_limit_files() {
         let resp = download(&srv, secret, &infected, "").await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{secret}");
     }
-    let refused = download(&srv, ADMIN, &infected, "").await.text().await.unwrap();
-    assert!(refused.contains("quarantined: Eicar-Test-Signature"), "{refused}");
+    let refused = download(&srv, ADMIN, &infected, "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        refused.contains("quarantined: Eicar-Test-Signature"),
+        "{refused}"
+    );
     let resp = download(&srv, READER, &infected, "?override=infected").await;
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "the override is for admins");
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "the override is for admins"
+    );
     let resp = download(&srv, ADMIN, &infected, "?override=infected").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), EICAR);
@@ -121,7 +138,10 @@ async fn clean_infected_and_over_limit_files() {
                 && r["detail"].as_str().unwrap_or("").contains(text)
         })
     };
-    assert!(has("scan", "denied", "infected: Eicar-Test-Signature"), "{trail:?}");
+    assert!(
+        has("scan", "denied", "infected: Eicar-Test-Signature"),
+        "{trail:?}"
+    );
     assert!(has("download", "ok", "quarantine overridden"), "{trail:?}");
 
     // Over clamd's limits: explicitly not scanned (never clean), and still downloadable.
@@ -142,7 +162,9 @@ async fn clean_infected_and_over_limit_files() {
     }
     let trail = audit_of(&srv, &over_stream_max).await;
     assert!(
-        trail.iter().any(|r| r["kind"] == "scan" && r["outcome"] == "error"),
+        trail
+            .iter()
+            .any(|r| r["kind"] == "scan" && r["outcome"] == "error"),
         "{trail:?}"
     );
     srv.stop().await;
@@ -163,14 +185,19 @@ async fn alert_waits_for_the_scans_over_tcp() {
         rx.url("/d")
     );
     let srv = TestServer::start_with(&toml).await;
-    let form = file_form("report.txt", b"all fine\n".to_vec())
-        .part("file", reqwest::multipart::Part::bytes(EICAR.to_vec()).file_name("eicar.com"));
+    let form = file_form("report.txt", b"all fine\n".to_vec()).part(
+        "file",
+        reqwest::multipart::Part::bytes(EICAR.to_vec()).file_name("eicar.com"),
+    );
     let resp = post_upload(&srv, Some(CUSTOMER), form).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let names = srv.item_names();
     assert_eq!(names.len(), 2);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(rx.hits("/d").is_empty(), "the alert went out before the scans");
+    assert!(
+        rx.hits("/d").is_empty(),
+        "the alert went out before the scans"
+    );
     for name in &names {
         assert_eq!(scan_of(&srv, name).await, "scanning");
         let resp = download(&srv, ADMIN, name, "").await;
@@ -180,7 +207,11 @@ async fn alert_waits_for_the_scans_over_tcp() {
     clamd.up().await;
     let hits = eventually("the alert", Duration::from_secs(30), async || {
         let hits = rx.hits("/d");
-        if hits.is_empty() { Err("none yet".to_string()) } else { Ok(hits) }
+        if hits.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(hits)
+        }
     })
     .await;
     let alert = hits[0].json();
@@ -189,10 +220,19 @@ async fn alert_waits_for_the_scans_over_tcp() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{}={}", f["filename"].as_str().unwrap(), f["scan"].as_str().unwrap()))
+        .map(|f| {
+            format!(
+                "{}={}",
+                f["filename"].as_str().unwrap(),
+                f["scan"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(scans[0], "report.txt=clean", "{scans:?}");
-    assert!(scans[1].starts_with("eicar.com=infected: Eicar-Test-Signature"), "{scans:?}");
+    assert!(
+        scans[1].starts_with("eicar.com=infected: Eicar-Test-Signature"),
+        "{scans:?}"
+    );
     srv.stop().await;
 }
 
@@ -207,8 +247,14 @@ async fn clamd_down_means_not_scanned_after_retries() {
     let tmp = tempfile::tempdir().unwrap();
     let name = put_file(&srv, tmp.path(), "a.txt", b"unscanned\n").await;
     let state = scanned(&srv, &name, 20).await;
-    assert!(state.starts_with("not scanned: clamd unavailable after 2 attempts"), "{state}");
-    assert_eq!(download(&srv, READER, &name, "").await.status(), StatusCode::OK);
+    assert!(
+        state.starts_with("not scanned: clamd unavailable after 2 attempts"),
+        "{state}"
+    );
+    assert_eq!(
+        download(&srv, READER, &name, "").await.status(),
+        StatusCode::OK
+    );
     let list = admin_text(&srv, "/+list").await;
     assert!(list.contains("not scanned: clamd unavailable"), "{list}");
     srv.stop().await;
@@ -231,7 +277,10 @@ async fn restart_scans_what_was_left_scanning() {
     clamd.up().await;
     let srv = TestServer::start_in(dir.path(), &av).await;
     let state = scanned(&srv, &name, 30).await;
-    assert!(state.starts_with("infected: Eicar-Test-Signature"), "{state}");
+    assert!(
+        state.starts_with("infected: Eicar-Test-Signature"),
+        "{state}"
+    );
     srv.stop().await;
 }
 
@@ -241,6 +290,9 @@ async fn without_antivirus_items_have_no_scan_state() {
     let tmp = tempfile::tempdir().unwrap();
     let name = put_file(&srv, tmp.path(), "eicar.com", EICAR).await;
     assert!(scan_of(&srv, &name).await.is_null());
-    assert_eq!(download(&srv, READER, &name, "").await.status(), StatusCode::OK);
+    assert_eq!(
+        download(&srv, READER, &name, "").await.status(),
+        StatusCode::OK
+    );
     srv.stop().await;
 }

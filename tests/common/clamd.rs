@@ -109,7 +109,11 @@ impl ClamdServer {
             {
                 panic!("clamd exited ({status}): {}", self.log());
             }
-            assert!(Instant::now() < deadline, "clamd never answered: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "clamd never answered: {}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -163,5 +167,8 @@ fn md5_hex(data: &[u8]) -> String {
     drop(stdin);
     let out = child.wait_with_output().expect("md5sum");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().next().unwrap_or_default().to_string()
+    text.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -20,7 +20,8 @@ mod wait;
 // script).
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, clamd::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, tls::*, wait::*,
+    binary::*, chromium::*, clamd::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*,
+    tls::*, wait::*,
 };
 
 use base64::Engine;
