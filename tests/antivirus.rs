@@ -198,6 +198,8 @@ async fn alert_waits_for_the_scans_over_tcp() {
         rx.hits("/d").is_empty(),
         "the alert went out before the scans"
     );
+    let list = admin_text(&srv, "/+list").await;
+    assert!(list.contains("waiting for the antivirus scan"), "{list}");
     for name in &names {
         assert_eq!(scan_of(&srv, name).await, "scanning");
         let resp = download(&srv, ADMIN, name, "").await;
@@ -293,6 +295,32 @@ async fn without_antivirus_items_have_no_scan_state() {
     assert_eq!(
         download(&srv, READER, &name, "").await.status(),
         StatusCode::OK
+    );
+    srv.stop().await;
+}
+
+/// A resumable (bepasty REST) upload begun while antivirus was off and finished after a restart
+/// with it on is scanned all the same.
+#[tokio::test]
+async fn resumable_upload_finished_after_antivirus_was_switched_on() {
+    let Some(clamd) = ClamdServer::start("antivirus").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start_in(dir.path(), "").await;
+    let first = rest_chunk(&srv, EICAR, 0..30, None, &[]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let tid = response_header(&first, "transaction-id");
+    srv.stop().await;
+    let srv = TestServer::start_in(dir.path(), &antivirus(&clamd.unix_addr(), "")).await;
+    let last = rest_chunk(&srv, EICAR, 30..EICAR.len(), Some(&tid), &[]).await;
+    assert_eq!(last.status(), StatusCode::CREATED);
+    let location = response_header(&last, "content-location");
+    let name = location.rsplit('/').next().unwrap().to_string();
+    let state = scanned(&srv, &name, 30).await;
+    assert!(
+        state.starts_with("infected: Eicar-Test-Signature"),
+        "{state}"
     );
     srv.stop().await;
 }

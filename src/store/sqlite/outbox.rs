@@ -198,15 +198,20 @@ pub fn status(
     names: &[String],
 ) -> Result<HashMap<String, AlertStatus>, StoreError> {
     let mut out = HashMap::new();
-    let mut item_stmt = conn.prepare_cached(
-        "SELECT d.id, d.closed_at FROM items i JOIN deliveries d ON d.id = i.delivery_id WHERE i.name = ?1",
-    )?;
+    let mut item_stmt = conn.prepare_cached(&format!(
+        "SELECT deliveries.id, deliveries.closed_at, {SCANS_DONE} FROM items it
+         JOIN deliveries ON deliveries.id = it.delivery_id WHERE it.name = ?1"
+    ))?;
     let mut alert_stmt =
         conn.prepare_cached("SELECT state, last_error FROM alerts WHERE delivery_id = ?1")?;
     for name in names {
-        let Some((id, closed)) = item_stmt
+        let Some((id, closed, scans_done)) = item_stmt
             .query_row([name], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
             })
             .optional()?
         else {
@@ -221,7 +226,9 @@ pub fn status(
                 .find(|(s, _)| s == state)
                 .map(|(_, e)| e.clone().unwrap_or_default())
         };
-        let summary = if closed.is_none() {
+        let summary = if closed.is_none() && !scans_done {
+            AlertStatus::Scanning
+        } else if closed.is_none() {
             AlertStatus::Collecting
         } else if alerts.is_empty() {
             AlertStatus::NoChannel

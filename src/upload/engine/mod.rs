@@ -114,6 +114,22 @@ impl<B: BlobStore> Engine<B> {
         self.settings.antivirus.then_some(ScanState::Scanning)
     }
 
+    /// The scan state a resumable upload completes with. It got one when it began; if
+    /// `[antivirus]` was switched on or off since (a restart), it is set right before the
+    /// completion (harmless if that fails: only complete items are scanned or served).
+    async fn scan_at_completion(&self, item: &Item) -> Result<Option<ScanState>, UploadError> {
+        let want = match (&item.scan, self.settings.antivirus) {
+            (None, true) => ScanState::Scanning,
+            (Some(ScanState::Scanning), false) => {
+                ScanState::NotScanned("antivirus was turned off before its scan".into())
+            }
+            _ => return Ok(item.scan.clone()),
+        };
+        let (n, s) = (item.name.clone(), want.clone());
+        blocking(&self.store, move |st| st.set_scan(&n, &s)).await?;
+        Ok(Some(want))
+    }
+
     /// Items just completed: the scanner may start on them.
     fn queue_scans(&self) {
         if self.settings.antivirus {
