@@ -45,6 +45,7 @@ async fn main() {
             },
             reference: Some(format!("CASE-{}", i % 5000)),
             comment: None,
+            scan: None,
         });
         if batch.len() == 1000 {
             state.store.insert(&batch, None).expect("insert");

@@ -18,6 +18,7 @@ pub mod links;
 pub mod lock;
 pub mod pages;
 pub mod routes;
+pub mod scan;
 pub mod server;
 pub mod state;
 pub mod store;
@@ -154,8 +155,22 @@ impl App {
             Arc::clone(&self.state),
             shutdown.clone(),
         ));
+        let scanner = self.state.config.antivirus.clone().map(|settings| {
+            let st = &self.state;
+            let scanner = scan::Scanner::new(
+                Arc::clone(&st.store),
+                st.blobs.clone(),
+                st.audit.clone(),
+                settings,
+                st.engine.scans_queued(),
+            );
+            tokio::spawn(scanner.run(shutdown.clone()))
+        });
         server::serve(self.state, self.listeners, shutdown).await;
         let _ = sweeper.await;
         let _ = alerts.await;
+        if let Some(scanner) = scanner {
+            let _ = scanner.await;
+        }
     }
 }

@@ -86,6 +86,9 @@ impl State {
             Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
         let blobs = LocalBlobs::open(&dir).map_err(io_err("cannot open the file store"))?;
         recover(store.as_ref(), &blobs)?;
+        if config.antivirus.is_none() {
+            release_scans(store.as_ref())?;
+        }
         let released = store.release_alert_leases(crate::now())?;
         if released > 0 {
             tracing::info!(alerts = released, "alerts still to send are due now");
@@ -125,6 +128,7 @@ impl State {
                 min_free_space: config.min_free_space,
                 batch_window: config.batch_window,
                 idle_timeout: config.upload_idle_timeout,
+                antivirus: config.antivirus.is_some(),
             },
         ));
         Ok((
@@ -203,6 +207,25 @@ fn recover(store: &dyn MetaStore, blobs: &LocalBlobs) -> Result<(), StartupError
         store.mark_deleted(&name, crate::now(), "start-up: partial file missing")?;
     }
     Ok(())
+}
+
+/// Antivirus was turned off while items waited for their scan: nothing will scan them, so they
+/// are released as explicitly not scanned (never left undownloadable, never called clean).
+fn release_scans(store: &dyn MetaStore) -> Result<(), StartupError> {
+    let why = crate::scan::ScanState::NotScanned("antivirus was turned off before its scan".into());
+    loop {
+        let waiting = store.scanning(256)?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        for item in &waiting {
+            store.set_scan(&item.name, &why)?;
+        }
+        tracing::warn!(
+            items = waiting.len(),
+            "antivirus is off: items waiting for a scan marked not scanned"
+        );
+    }
 }
 
 /// Without `[[secrets]]`: customers upload with the public `support`; operators get a secret

@@ -3,6 +3,7 @@
 //! credential-free download link ever goes in: links point at the operator item page.
 
 use crate::pages::{format_time, human_size};
+use crate::scan::ScanState;
 use crate::store::Delivery;
 use serde::Serialize;
 
@@ -41,6 +42,8 @@ pub struct DeliveryInfo {
     pub closed_at: Option<String>,
     pub file_count: usize,
     pub total_size: u64,
+    /// Files the antivirus scan found infected (quarantined); 0 when antivirus is off.
+    pub infected: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +72,9 @@ pub struct FileInfo {
     pub expires_at: Option<String>,
     /// Deleted (or expired) before the alert went out.
     pub deleted: bool,
+    /// The antivirus result: `clean`, `infected: <signature>`, `not scanned: <why>`; `null`
+    /// when antivirus is off.
+    pub scan: Option<String>,
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -95,6 +101,7 @@ impl Payload {
                 closed_at: d.closed_at.map(rfc3339),
                 file_count: d.items.len(),
                 total_size: d.items.iter().map(|i| i.size).sum(),
+                infected: d.items.iter().filter(|i| i.is_infected()).count(),
             },
             uploader: UploaderInfo {
                 label: d.uploader.label.clone(),
@@ -116,6 +123,7 @@ impl Payload {
                     uploaded_at: rfc3339(i.completed_at.unwrap_or(i.created_at)),
                     expires_at: i.expires_at.map(rfc3339),
                     deleted: d.deleted.iter().any(|n| n == i.name.as_str()),
+                    scan: i.scan.as_ref().map(ScanState::label),
                 })
                 .collect(),
             link: None,
@@ -148,6 +156,7 @@ impl Payload {
                 closed_at: Some(rfc3339(now)),
                 file_count: 1,
                 total_size: 0,
+                infected: 0,
             },
             uploader: UploaderInfo {
                 label: "alert-test".into(),
@@ -166,6 +175,7 @@ impl Payload {
                 uploaded_at: rfc3339(now),
                 expires_at: None,
                 deleted: false,
+                scan: None,
             }],
             link: None,
         }
@@ -189,9 +199,13 @@ impl Payload {
             Some(l) => format!(" [case {}, upload link #{}]", l.reference, l.id),
             None => reference,
         };
+        let infected = match self.delivery.infected {
+            0 => String::new(),
+            n => format!("INFECTED ({n}) "),
+        };
         // Control characters could fold or inject mail headers.
         clean_line(&format!(
-            "[sfx] {test}{what} from {}{reference}",
+            "[sfx] {infected}{test}{what} from {}{reference}",
             self.uploader.label
         ))
     }
@@ -202,6 +216,13 @@ impl Payload {
         let mut out = String::new();
         if self.test {
             out.push_str("This is a test alert from `sfx alert-test`: nothing was uploaded.\n\n");
+        }
+        if self.delivery.infected > 0 {
+            out.push_str(&format!(
+                "WARNING: {} file(s) of this delivery are INFECTED and quarantined: only admins \
+                 see them, and downloading needs an explicit admin override.\n\n",
+                self.delivery.infected
+            ));
         }
         let n = self.files.len();
         out.push_str(&format!(
@@ -219,6 +240,9 @@ impl Payload {
                 human_size(f.size)
             ));
             out.push_str(&format!("  sha256   {}\n", f.sha256));
+            if let Some(scan) = &f.scan {
+                out.push_str(&format!("  scan     {}\n", clean_line(scan)));
+            }
             out.push_str(&format!("  link     {}\n", f.url));
             let expires = f
                 .expires_at
@@ -298,6 +322,7 @@ mod tests {
             },
             reference: Some("CASE-1".into()),
             comment: Some("line one\nline two".into()),
+            scan: None,
         };
         Delivery {
             id: 7,
@@ -337,5 +362,28 @@ mod tests {
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["schema"], "sfx.delivery.v1");
         assert_eq!(json["files"][0]["type"], "application/gzip");
+        assert!(json["files"][0]["scan"].is_null());
+    }
+
+    #[test]
+    fn infected_files_are_named_prominently() {
+        let mut d = delivery();
+        d.items[0].scan = Some(ScanState::Infected("Eicar-Test-Signature".into()));
+        d.items[1].scan = Some(ScanState::Clean);
+        let p = Payload::new(&d, "https://sfx.example.com");
+        assert!(
+            p.subject().starts_with("[sfx] INFECTED (1) "),
+            "{}",
+            p.subject()
+        );
+        let text = p.text();
+        assert!(text.starts_with("WARNING: 1 file(s)"), "{text}");
+        assert!(
+            text.contains("  scan     infected: Eicar-Test-Signature\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["delivery"]["infected"], 1);
+        assert_eq!(json["files"][1]["scan"], "clean");
     }
 }

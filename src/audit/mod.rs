@@ -13,6 +13,7 @@ mod sink;
 pub use chain::{GENESIS, Verdict, canonical, record_hash, seal, verify};
 pub use sink::Audit;
 
+use crate::scan::ScanState;
 use crate::store::Item;
 use serde::Serialize;
 
@@ -36,10 +37,12 @@ pub enum Kind {
     /// An upload link was made or revoked (`item` is `link:<id>`).
     LinkCreated,
     LinkRevoked,
+    /// An antivirus scan's outcome (clean, infected, not scanned).
+    Scan,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Startup,
         Kind::LoginSuccess,
         Kind::LoginFailure,
@@ -53,6 +56,7 @@ impl Kind {
         Kind::Reload,
         Kind::LinkCreated,
         Kind::LinkRevoked,
+        Kind::Scan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Kind {
             Kind::Lock => "lock",
             Kind::Unlock => "unlock",
             Kind::Reload => "reload",
+            Kind::Scan => "scan",
         }
     }
 }
@@ -168,6 +173,20 @@ impl AuditEvent {
         AuditEvent::new(Kind::Delete, "", SYSTEM)
             .item(name)
             .detail("expired")
+    }
+
+    /// The outcome of an item's antivirus scan: an infected item is `denied` (quarantined), one
+    /// that could not be scanned an `error`.
+    pub fn scanned(name: impl ToString, state: &ScanState) -> AuditEvent {
+        let mut e = AuditEvent::new(Kind::Scan, "", SYSTEM)
+            .item(name)
+            .detail(state.label());
+        e.outcome = match state {
+            ScanState::Infected(_) => Outcome::Denied,
+            ScanState::NotScanned(_) => Outcome::Error,
+            ScanState::Clean | ScanState::Scanning => Outcome::Ok,
+        };
+        e
     }
 
     /// The start of a server process.

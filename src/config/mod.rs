@@ -2,6 +2,7 @@
 //! into a typed [`Config`]. Every key has an embedded default, so sfx runs with no file at all.
 
 mod alerts;
+mod antivirus;
 mod limits;
 mod tls;
 mod units;
@@ -96,6 +97,8 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// `text` (human lines) or `json` (one object per line, for log shippers).
     pub log_format: LogFormat,
+    /// `[antivirus]`: scan every finished item with clamd; `None`: off.
+    pub antivirus: Option<crate::scan::Settings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -152,6 +155,7 @@ struct RawConfig {
     max_total_size: Option<String>,
     audit_log: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    antivirus: Option<antivirus::RawAntivirus>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +339,10 @@ impl RawConfig {
             limits,
             audit_log: self.audit_log,
             log_format: self.log_format.unwrap_or_default(),
+            antivirus: self
+                .antivirus
+                .map(antivirus::RawAntivirus::validate)
+                .transpose()?,
         })
     }
 }

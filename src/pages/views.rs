@@ -1,5 +1,6 @@
 //! Item metadata formatted for people.
 
+use crate::scan::ScanState;
 use crate::store::Item;
 use serde::Serialize;
 
@@ -68,6 +69,11 @@ pub struct ItemView {
     pub comment: String,
     /// Alert state of the item's delivery (filled in by the handler).
     pub alert: String,
+    /// The antivirus result (`clean`, `infected: …`); empty when antivirus is off.
+    pub scan: String,
+    /// `scanning` or `infected`: the download link is withheld (or needs the override).
+    pub scanning: bool,
+    pub infected: bool,
 }
 
 impl From<&Item> for ItemView {
@@ -94,6 +100,9 @@ impl From<&Item> for ItemView {
             reference: it.reference.clone().unwrap_or_default(),
             comment: it.comment.clone().unwrap_or_default(),
             alert: String::new(),
+            scan: it.scan.as_ref().map(ScanState::label).unwrap_or_default(),
+            scanning: it.scan == Some(ScanState::Scanning),
+            infected: it.is_infected(),
         }
     }
 }

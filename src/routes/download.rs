@@ -4,9 +4,10 @@
 
 use super::{require, visible_item};
 use crate::audit::{AuditEvent, Kind};
-use crate::auth::Permission;
+use crate::auth::{Permission, Principal};
 use crate::blobs::{BlobStore, ByteStream};
 use crate::items::is_inline_safe;
+use crate::scan::ScanState;
 use crate::server::{AppError, Request, Response, response::Body};
 use crate::state::State;
 use crate::store::{Item, blocking};
@@ -32,6 +33,7 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
     let who = require(state, &req, Permission::Read).await?;
     let name = req.item_name()?;
     let item = visible_item(state, &name, &who).await?;
+    let overridden = scan_gate(&item, &req, &who)?;
     // Complete items never change: their recorded size is their blob's.
     let size = item.size;
     let etag = format!("\"{}\"", item.sha256);
@@ -75,7 +77,10 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
             *resp.body_mut() = stream_body(stream);
             record_download(state, &item);
             let event = AuditEvent::new(Kind::Download, req.client_ip, who.label_or_anonymous());
-            let detail = download_detail(mode, range, size);
+            let mut detail = download_detail(mode, range, size);
+            if let Some(sig) = overridden {
+                detail.push_str(&format!(", quarantine overridden (infected: {sig})"));
+            }
             state.audit.record(event.item(&name).detail(detail)).await;
         }
     }
@@ -103,6 +108,27 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
         HeaderValue::from_static("private, no-cache"),
     );
     Ok(resp)
+}
+
+/// What the antivirus state allows: nothing while it is being scanned (409); nothing of an
+/// infected item (403) unless an admin asks with `?override=infected` (then the signature, for
+/// the audit trail). Clean and not-scanned items are served.
+fn scan_gate(item: &Item, req: &Request, who: &Principal) -> Result<Option<String>, AppError> {
+    match &item.scan {
+        Some(ScanState::Scanning) => Err(AppError::Conflict(
+            "being scanned for viruses; try again shortly".into(),
+        )),
+        Some(ScanState::Infected(sig)) => {
+            if who.can(Permission::Admin) && req.query("override").as_deref() == Some("infected") {
+                Ok(Some(sig.clone()))
+            } else {
+                Err(AppError::Forbidden(format!(
+                    "quarantined: {sig} (an admin may download it with ?override=infected)"
+                )))
+            }
+        }
+        _ => Ok(None),
+    }
 }
 
 fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {

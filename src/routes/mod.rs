@@ -107,7 +107,9 @@ pub async fn checked_item(
         }
         return Err(AppError::NotFound);
     }
-    if item.locked && !admin {
+    // Quarantined items are for admins only, like locked ones (and not even they download
+    // them without an override: see `download`).
+    if (item.locked || item.is_infected()) && !admin {
         return Err(AppError::forbidden());
     }
     if item.state != ItemState::Complete && (usage == Use::Read || !admin) {

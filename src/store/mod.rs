@@ -15,6 +15,7 @@ pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, O
 pub use sqlite::SqliteStore;
 
 use crate::items::ItemName;
+use crate::scan::ScanState;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -88,11 +89,18 @@ pub struct Item {
     pub uploader: Uploader,
     pub reference: Option<String>,
     pub comment: Option<String>,
+    /// The antivirus state; `None` when antivirus is off (or was, when the item arrived).
+    pub scan: Option<ScanState>,
 }
 
 impl Item {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Quarantined by the antivirus scan.
+    pub fn is_infected(&self) -> bool {
+        self.scan.as_ref().is_some_and(ScanState::is_infected)
     }
 }
 
@@ -111,7 +119,7 @@ pub struct ListQuery {
     pub search: Option<String>,
     pub offset: u64,
     pub limit: u64,
-    /// Locked items are for admins only.
+    /// Locked and infected (quarantined) items are for admins only.
     pub include_locked: bool,
 }
 
@@ -188,6 +196,10 @@ pub trait MetaStore: Outbox + AuditStore + LinkStore + Send + Sync {
         filename: Option<&str>,
         content_type: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Live complete items waiting for their antivirus scan, oldest first.
+    fn scanning(&self, limit: usize) -> Result<Vec<Item>, StoreError>;
+    /// Records an item's antivirus state.
+    fn set_scan(&self, name: &ItemName, state: &ScanState) -> Result<(), StoreError>;
     fn ping(&self) -> Result<(), StoreError>;
 }
 

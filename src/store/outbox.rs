@@ -57,6 +57,8 @@ pub enum AlertOutcome {
 pub enum AlertStatus {
     /// The delivery is still open (more files may join within the batch window).
     Collecting,
+    /// Due, but a file of it is still being scanned for viruses: the alert tells the results.
+    Scanning,
     Pending,
     Delivered,
     /// Retrying; the last error.
@@ -71,6 +73,7 @@ impl AlertStatus {
     pub fn label(&self) -> String {
         match self {
             AlertStatus::Collecting => "waiting for more files".into(),
+            AlertStatus::Scanning => "waiting for the antivirus scan".into(),
             AlertStatus::Pending => "pending".into(),
             AlertStatus::Delivered => "delivered".into(),
             AlertStatus::Failing(e) => format!("failing: {e}"),

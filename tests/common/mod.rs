@@ -6,6 +6,7 @@
 
 mod binary;
 mod chromium;
+mod clamd;
 mod cut_proxy;
 mod http;
 mod python;
@@ -20,8 +21,8 @@ mod wait;
 // script).
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*, smtp::*, tls::*,
-    wait::*,
+    binary::*, chromium::*, clamd::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*,
+    smtp::*, tls::*, wait::*,
 };
 
 use base64::Engine;

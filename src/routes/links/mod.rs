@@ -167,10 +167,13 @@ async fn link_page(
     .await?
     .ok_or(AppError::NotFound)?;
     let admin = who.can(Permission::Admin);
-    // Locked items stay hidden from those who may not see them in the listing either.
+    // Locked and quarantined items stay hidden from those who may not see them in the
+    // listing either.
     let arrivals: Vec<_> = arrivals
         .into_iter()
-        .filter(|(it, _)| admin || !it.locked)
+        .filter(|(it, _)| {
+            admin || !(it.locked || matches!(it.scan, Some(crate::scan::ScanState::Infected(_))))
+        })
         .collect();
     let items: Vec<_> = arrivals.iter().map(|(it, _)| it.clone()).collect();
     let views = item_views(state, &items).await?;

@@ -59,6 +59,7 @@ pub fn file_meta(item: &Item) -> Value {
         "client-ip": item.uploader.client_ip,
         "reference": item.reference,
         "comment": item.comment,
+        "scan": item.scan.as_ref().map(crate::scan::ScanState::label),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Queries of upload links (table `links`, migration 5; `items.link_id`).
 
-use super::{COLUMNS, SqliteStore, item_from_row};
+use super::{COLUMNS, N_COLUMNS, SqliteStore, item_from_row};
 use crate::links::{Link, NewLink, Usage};
 use crate::store::{Item, LinkStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -164,10 +164,9 @@ impl LinkStore for SqliteStore {
             "SELECT {COLUMNS}, deleted_at FROM items WHERE link_id = ?1
              ORDER BY created_at DESC, rowid DESC LIMIT ?2"
         ))?;
-        let n = COLUMNS.split(',').count();
         let rows = stmt
             .query_map(params![id, int(limit)], |row| {
-                Ok((item_from_row(row)?, row.get(n)?))
+                Ok((item_from_row(row)?, row.get(N_COLUMNS)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)

@@ -12,13 +12,20 @@ use super::{
     ListQuery, MetaStore, Outbox, StoreError, Transaction, Uploader,
 };
 use crate::items::ItemName;
+use crate::scan::ScanState;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 pub(super) const COLUMNS: &str = "name, filename, content_type, size, sha256, state, created_at, completed_at, \
-    expires_at, downloaded_at, locked, uploader, client_ip, user_agent, reference, comment, link_id";
+    expires_at, downloaded_at, locked, uploader, client_ip, user_agent, reference, comment, link_id, scan, scan_detail";
+
+/// How many [`COLUMNS`] there are: queries selecting more read theirs after them.
+pub(super) const N_COLUMNS: usize = 19;
+
+/// Admins only: locked items, and infected (quarantined) ones.
+const NOT_FOR_ALL: &str = "locked = 1 OR coalesce(scan = 'infected', 0)";
 
 /// One connection behind a mutex: every statement is short, and WAL keeps commits cheap.
 pub struct SqliteStore {
@@ -77,12 +84,13 @@ pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<Item> {
         },
         reference: row.get(14)?,
         comment: row.get(15)?,
+        scan: ScanState::from_columns(row.get::<_, Option<String>>(17)?.as_deref(), row.get(18)?),
     })
 }
 
 fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     ))?;
     for it in items {
         let res = stmt.execute(params![
@@ -103,6 +111,8 @@ fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
             it.reference,
             it.comment,
             it.uploader.link,
+            it.scan.as_ref().map(ScanState::word),
+            it.scan.as_ref().and_then(ScanState::detail),
         ]);
         match res {
             Ok(_) => {}
@@ -182,7 +192,7 @@ impl MetaStore for SqliteStore {
             .filter(|s| !s.is_empty());
         let mut filter = String::from("deleted_at IS NULL");
         if !query.include_locked {
-            filter.push_str(" AND locked = 0");
+            filter.push_str(&format!(" AND NOT ({NOT_FOR_ALL})"));
         }
         if search.is_some() {
             filter.push_str(
@@ -234,7 +244,7 @@ impl MetaStore for SqliteStore {
     ) -> Result<Vec<Item>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL AND name > ?1 AND (?3 OR locked = 0)
+            "SELECT {COLUMNS} FROM items WHERE deleted_at IS NULL AND name > ?1 AND (?3 OR NOT ({NOT_FOR_ALL}))
              ORDER BY name LIMIT ?2"
         ))?;
         let after = after.map_or("", ItemName::as_str);
@@ -386,6 +396,26 @@ impl MetaStore for SqliteStore {
         self.conn().execute(
             "UPDATE items SET filename = coalesce(?2, filename), content_type = coalesce(?3, content_type) WHERE name = ?1",
             params![name.as_str(), filename, content_type],
+        )?;
+        Ok(())
+    }
+
+    fn scanning(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM items WHERE scan = 'scanning' AND state = 'complete'
+             AND deleted_at IS NULL ORDER BY completed_at, rowid LIMIT ?1"
+        ))?;
+        let items = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], item_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(items)
+    }
+
+    fn set_scan(&self, name: &ItemName, state: &ScanState) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE items SET scan = ?2, scan_detail = ?3 WHERE name = ?1",
+            params![name.as_str(), state.word(), state.detail()],
         )?;
         Ok(())
     }

@@ -58,15 +58,20 @@ pub fn join(
     Ok(())
 }
 
+/// A delivery is not closed (its alert not sent) while one of its live items is being scanned:
+/// the alert tells each file's scan result.
+const SCANS_DONE: &str = "NOT EXISTS (SELECT 1 FROM items i WHERE i.delivery_id = deliveries.id
+    AND i.scan = 'scanning' AND i.deleted_at IS NULL)";
+
 pub fn close_due(
     conn: &Connection,
     now_ms: i64,
     channels: &[(String, Vec<String>)],
 ) -> Result<usize, StoreError> {
     let due: Vec<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT id, uploader FROM deliveries WHERE closed_at IS NULL AND due_at <= ?1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT id, uploader FROM deliveries WHERE closed_at IS NULL AND due_at <= ?1 AND {SCANS_DONE}"
+        ))?
         .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut insert = conn.prepare_cached(
@@ -122,9 +127,9 @@ pub fn claim(
 /// Milliseconds (deliveries' `due_at` is in ms; alert attempts are planned in seconds).
 pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     let next: Option<i64> = conn.query_row(
-        "SELECT min(t) FROM (
+        &format!("SELECT min(t) FROM (
             SELECT min(next_attempt_at) * 1000 AS t FROM alerts WHERE state IN ('pending', 'failing')
-            UNION ALL SELECT min(due_at) FROM deliveries WHERE closed_at IS NULL)",
+            UNION ALL SELECT min(due_at) FROM deliveries WHERE closed_at IS NULL AND {SCANS_DONE})"),
         [],
         |r| r.get(0),
     )?;
@@ -193,15 +198,20 @@ pub fn status(
     names: &[String],
 ) -> Result<HashMap<String, AlertStatus>, StoreError> {
     let mut out = HashMap::new();
-    let mut item_stmt = conn.prepare_cached(
-        "SELECT d.id, d.closed_at FROM items i JOIN deliveries d ON d.id = i.delivery_id WHERE i.name = ?1",
-    )?;
+    let mut item_stmt = conn.prepare_cached(&format!(
+        "SELECT deliveries.id, deliveries.closed_at, {SCANS_DONE} FROM items it
+         JOIN deliveries ON deliveries.id = it.delivery_id WHERE it.name = ?1"
+    ))?;
     let mut alert_stmt =
         conn.prepare_cached("SELECT state, last_error FROM alerts WHERE delivery_id = ?1")?;
     for name in names {
-        let Some((id, closed)) = item_stmt
+        let Some((id, closed, scans_done)) = item_stmt
             .query_row([name], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
             })
             .optional()?
         else {
@@ -216,7 +226,9 @@ pub fn status(
                 .find(|(s, _)| s == state)
                 .map(|(_, e)| e.clone().unwrap_or_default())
         };
-        let summary = if closed.is_none() {
+        let summary = if closed.is_none() && !scans_done {
+            AlertStatus::Scanning
+        } else if closed.is_none() {
             AlertStatus::Collecting
         } else if alerts.is_empty() {
             AlertStatus::NoChannel

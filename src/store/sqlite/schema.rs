@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 5] = [
+pub(super) const MIGRATIONS: [&str; 6] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -101,6 +101,11 @@ pub(super) const MIGRATIONS: [&str; 5] = [
     );
     ALTER TABLE items ADD COLUMN link_id INTEGER REFERENCES links (id);
     CREATE INDEX items_link ON items (link_id, created_at) WHERE link_id IS NOT NULL;",
+    // 6: antivirus (src/scan): `scan` is NULL without antivirus, else scanning, clean,
+    // infected or not_scanned; `scan_detail` the signature or the reason.
+    "ALTER TABLE items ADD COLUMN scan TEXT;
+    ALTER TABLE items ADD COLUMN scan_detail TEXT;
+    CREATE INDEX items_scanning ON items (completed_at) WHERE scan = 'scanning' AND deleted_at IS NULL;",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {

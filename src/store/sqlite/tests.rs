@@ -23,6 +23,7 @@ fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> It
         },
         reference: reference.map(Into::into),
         comment: None,
+        scan: None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Queries of resumable (REST) uploads: incomplete items and their transaction tokens.
 
-use super::{COLUMNS, item_from_row};
+use super::{COLUMNS, N_COLUMNS, item_from_row};
 use crate::items::ItemName;
 use crate::store::{StoreError, Transaction};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -35,11 +35,11 @@ pub fn find(
     ))?;
     let found = stmt
         .query_row([key], |row| {
-            let total: Option<i64> = row.get(17)?;
+            let total: Option<i64> = row.get(N_COLUMNS)?;
             Ok(Transaction {
                 item: item_from_row(row)?,
                 total: total.and_then(|t| u64::try_from(t).ok()),
-                updated_at: row.get(18)?,
+                updated_at: row.get(N_COLUMNS + 1)?,
             })
         })
         .optional()?;

@@ -266,6 +266,7 @@ impl<B: BlobStore> Engine<B> {
             &item.uploader,
             item.reference.as_deref(),
         )?;
+        let scan = self.scan_at_completion(item).await?;
         self.blobs.publish_partial(&name).await?;
         let (n, sha) = (name.clone(), sha256.clone());
         let recorded = blocking(&self.store, move |s| {
@@ -283,11 +284,13 @@ impl<B: BlobStore> Engine<B> {
             sha256,
             state: ItemState::Complete,
             completed_at: Some(now),
+            scan,
             ..item.clone()
         };
         tracing::info!(item = %name, size, sha256 = %done.sha256, label = %done.uploader.label,
             ip = %done.uploader.client_ip, "resumable upload complete");
         self.audit.record(AuditEvent::upload_completed(&done)).await;
+        self.queue_scans();
         Ok(done)
     }
 }

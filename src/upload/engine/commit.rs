@@ -85,6 +85,7 @@ impl<B: BlobStore> Engine<B> {
                     uploader: meta.uploader.clone(),
                     reference: meta.reference.clone(),
                     comment: meta.comment.clone(),
+                    scan: self.initial_scan(),
                 });
             }
             // One durability point for all the publications, before the metadata shows them.
@@ -115,6 +116,7 @@ impl<B: BlobStore> Engine<B> {
         self.audit
             .record_all(items.iter().map(AuditEvent::upload_completed).collect())
             .await;
+        self.queue_scans();
         Ok(items)
     }
 

@@ -28,6 +28,7 @@ use super::{Limits, Ticket};
 use crate::audit::Audit;
 use crate::blobs::{BlobSink, BlobStore, LocalBlobs, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
+use crate::scan::ScanState;
 use crate::store::{Item, ItemState, MetaStore, StoreError, Transaction, Uploader, blocking};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub batch_window: Duration,
     /// A body that sends nothing for this long is abandoned.
     pub idle_timeout: Duration,
+    /// `[antivirus]` is on: items complete as `scanning` (see `crate::scan`).
+    pub antivirus: bool,
 }
 
 pub struct Engine<B: BlobStore = LocalBlobs> {
@@ -55,6 +58,8 @@ pub struct Engine<B: BlobStore = LocalBlobs> {
     limits: Arc<Limits>,
     audit: Audit,
     settings: Settings,
+    /// Told when items were queued for their antivirus scan.
+    scans_queued: Arc<tokio::sync::Notify>,
 }
 
 /// A new resumable upload, as a protocol adapter parsed it.
@@ -91,11 +96,45 @@ impl<B: BlobStore> Engine<B> {
             limits,
             audit,
             settings,
+            scans_queued: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Notified whenever completed items wait for their antivirus scan.
+    pub fn scans_queued(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.scans_queued)
+    }
+
+    /// The scan state a newly completed item starts with.
+    fn initial_scan(&self) -> Option<ScanState> {
+        self.settings.antivirus.then_some(ScanState::Scanning)
+    }
+
+    /// The scan state a resumable upload completes with. It got one when it began; if
+    /// `[antivirus]` was switched on or off since (a restart), it is set right before the
+    /// completion (harmless if that fails: only complete items are scanned or served).
+    async fn scan_at_completion(&self, item: &Item) -> Result<Option<ScanState>, UploadError> {
+        let want = match (&item.scan, self.settings.antivirus) {
+            (None, true) => ScanState::Scanning,
+            (Some(ScanState::Scanning), false) => {
+                ScanState::NotScanned("antivirus was turned off before its scan".into())
+            }
+            _ => return Ok(item.scan.clone()),
+        };
+        let (n, s) = (item.name.clone(), want.clone());
+        blocking(&self.store, move |st| st.set_scan(&n, &s)).await?;
+        Ok(Some(want))
+    }
+
+    /// Items just completed: the scanner may start on them.
+    fn queue_scans(&self) {
+        if self.settings.antivirus {
+            self.scans_queued.notify_one();
+        }
     }
 
     /// Refuses at once what could never be stored: larger than the limit, or more than the
@@ -147,6 +186,8 @@ impl<B: BlobStore> Engine<B> {
             uploader: new.uploader,
             reference: new.reference,
             comment: new.comment,
+            // Incomplete items are never served; the state matters once the upload completes.
+            scan: self.initial_scan(),
         };
         for _ in 0..NAME_ATTEMPTS {
             let name = self.unused_name().await?;
