@@ -68,7 +68,13 @@ async fn a_normal_upload_gets_through_a_trickle_attack() {
     let data = random_bytes(2 * MIB, 3);
     let name = upload_form(&srv, file_form("normal.tgz", data.clone())).await;
     assert_eq!(srv.item(&name).unwrap().sha256, sha256_hex(&data));
-    // The upload that made room was told why, and left nothing.
+    // The upload that made room was told why, and left nothing. Its task notices the answer
+    // within one trickle period, so wait for it before aborting the others (under CI load an
+    // immediate abort could catch it asleep).
+    wait_until("a trickle was answered", Duration::from_secs(10), || {
+        attackers.iter().any(|a| a.is_finished())
+    })
+    .await;
     let mut cut = Vec::new();
     for a in attackers {
         a.abort();
