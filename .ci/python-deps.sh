@@ -2,7 +2,8 @@
 # Installs what tests/rest_clients.rs needs: a Python venv with the real bepasty-client-cli 0.3.0
 # (PyPI), python-magic 0.4.6 (the version whose result is bytes, which 0.3.0 needs for its type
 # guess) and requests (for the OpenSVC agent replay); and tuspy 1.1.0, the tus project's Python
-# client, for tests/tus_clients.rs. Also libmagic1 and python3-venv from
+# client, for tests/tus_clients.rs; prometheus_client 0.26.0, the Prometheus project's Python
+# client, whose text parsers read the scrapes of tests/metrics.rs. Also libmagic1 and python3-venv from
 # Debian when they are missing. Idempotent; run as root on a fresh Debian 12 machine.
 # The venv path is $SFX_TEST_VENV (default /tmp/sfx-test-venv), the same variable the tests read.
 # Then: SFX_REQUIRE_PYTHON_CLIENTS=1 cargo test --test rest_clients
@@ -40,7 +41,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/nul
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet 'bepasty-client-cli==0.3.0' 'python-magic==0.4.6' requests \
-    'tuspy==1.1.0'
+    'tuspy==1.1.0' 'prometheus_client==0.26.0'
 
 # Fail here, not in the tests, if the pieces do not load.
 "$venv/bin/python" - <<'EOF'
@@ -48,10 +49,12 @@ import importlib.metadata as md
 import magic, requests
 from bepasty_cli.cli import main  # noqa: F401
 from tusclient import client  # noqa: F401
+from prometheus_client.parser import text_string_to_metric_families  # noqa: F401
 print("bepasty-client-cli", md.version("bepasty-client-cli"),
       "python-magic", md.version("python-magic"),
       "requests", requests.__version__, "tuspy", md.version("tuspy"))
 assert md.version("bepasty-client-cli") == "0.3.0"
 assert md.version("tuspy") == "1.1.0"
+assert md.version("prometheus_client") == "0.26.0"
 assert isinstance(magic.from_buffer(b"hello world\n", mime=True), bytes)
 EOF

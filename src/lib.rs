@@ -16,6 +16,7 @@ pub mod config;
 pub mod items;
 pub mod links;
 pub mod lock;
+pub mod metrics;
 pub mod pages;
 pub mod routes;
 pub mod scan;
@@ -75,6 +76,10 @@ impl App {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         if config.public_url_is_default {
             // The bound address, not `listen` (whose port may be 0).
             let scheme = if config.tls.is_some() {
@@ -109,6 +114,7 @@ impl App {
                 main,
                 tls,
                 redirect,
+                metrics,
             },
             notes,
         })
@@ -136,6 +142,14 @@ impl App {
     pub fn redirect_addr(&self) -> Option<SocketAddr> {
         self.listeners
             .redirect
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The `metrics_listen` listener, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .metrics
             .as_ref()
             .and_then(|l| l.local_addr().ok())
     }

@@ -140,6 +140,9 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
     if let Some(addr) = app.redirect_addr() {
         println!("redirecting http://{addr} to https");
     }
+    if let Some(addr) = app.metrics_addr() {
+        println!("metrics on http://{addr}/metrics");
+    }
     println!("listening on {}://{}", app.scheme(), app.local_addr()?);
     std::io::stdout().flush()?;
     let shutdown = CancellationToken::new();

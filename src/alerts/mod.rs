@@ -52,6 +52,27 @@ pub fn describe(channel: &AlertChannel) -> String {
     format!("{} [{kind}]", channel.name)
 }
 
+/// The channel's kind, for metrics: `email`, `webhook`, `command`; `unknown` for a channel no
+/// longer configured.
+pub fn kind_name(channel: Option<&AlertChannel>) -> &'static str {
+    match channel.map(|c| &c.kind) {
+        Some(ChannelKind::Email { .. }) => "email",
+        Some(ChannelKind::Webhook { .. }) => "webhook",
+        Some(ChannelKind::Command { .. }) => "command",
+        None => "unknown",
+    }
+}
+
+/// An attempt's outcome, for metrics: `delivered`, `retry`, `given_up`.
+pub fn outcome_name(outcome: &crate::store::AlertOutcome) -> &'static str {
+    use crate::store::AlertOutcome;
+    match outcome {
+        AlertOutcome::Delivered => "delivered",
+        AlertOutcome::Retry { .. } => "retry",
+        AlertOutcome::GaveUp { .. } => "given_up",
+    }
+}
+
 /// One attempt to deliver `payload` on `channel`. The error text is safe to log and to show
 /// operators: it never contains a URL, password or signing secret.
 pub async fn send(

@@ -174,6 +174,7 @@ async fn attempt(
             next_attempt_at: now + backoff(state, task.attempts),
         },
     };
+    crate::metrics::alert_attempt(super::kind_name(channel), super::outcome_name(&outcome));
     let name = channel.map_or_else(|| task.channel.clone(), describe);
     match &outcome {
         AlertOutcome::Delivered => {

@@ -84,6 +84,7 @@ impl Lockout {
             r.in_flight = r.in_flight.saturating_sub(1);
             if failed {
                 r.failures += 1;
+                crate::metrics::wrong_secret(r.failures == self.limit);
                 return r.failures == self.limit;
             } else if r.failures == 0 && r.in_flight == 0 {
                 map.remove(&client_key(ip));

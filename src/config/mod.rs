@@ -99,6 +99,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `[antivirus]`: scan every finished item with clamd; `None`: off.
     pub antivirus: Option<crate::scan::Settings>,
+    /// A plain-HTTP listener that serves only `GET /metrics` (for an internal address).
+    pub metrics_listen: Option<SocketAddr>,
+    /// With it, `GET /metrics` on the main listener answers to `Authorization: Bearer <token>`
+    /// (and to admins); without it, the main listener has no `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -156,6 +161,8 @@ struct RawConfig {
     audit_log: Option<PathBuf>,
     log_format: Option<LogFormat>,
     antivirus: Option<antivirus::RawAntivirus>,
+    metrics_listen: Option<String>,
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,8 +350,23 @@ impl RawConfig {
                 .antivirus
                 .map(antivirus::RawAntivirus::validate)
                 .transpose()?,
+            metrics_listen: self
+                .metrics_listen
+                .map(|t| address(&t, "metrics_listen"))
+                .transpose()?,
+            metrics_token: self.metrics_token.map(metrics_token).transpose()?,
         })
     }
+}
+
+/// A bearer token long enough not to be guessed, and plain enough for a header.
+fn metrics_token(token: String) -> Result<String, ConfigError> {
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid(
+            "metrics_token: must be at least 16 printable ASCII characters, no spaces".into(),
+        ));
+    }
+    Ok(token)
 }
 
 fn validate_secrets(raw: Vec<RawSecret>) -> Result<Vec<SecretSpec>, ConfigError> {
@@ -435,6 +457,23 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sfx.example.toml");
         let c = Config::from_file(&path).unwrap();
         assert_eq!(c.secrets.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn metrics_keys() {
+        let c = Config::from_toml(
+            "metrics_listen = \"127.0.0.1:9464\"\nmetrics_token = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        for bad in [
+            "metrics_token = \"short\"",
+            "metrics_token = \"with a space inside it\"",
+            "metrics_listen = \"nowhere\"",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
+        assert!(Config::embedded().metrics_token.is_none());
     }
 
     #[test]

@@ -193,7 +193,11 @@ async fn append(
         keep_partial: true,
     };
     let body = BodyDataStream::new(req.body);
-    state.engine.append_detached(tx, chunk, body, ticket).await
+    state
+        .engine
+        .append_detached(tx, chunk, body, ticket)
+        .await
+        .inspect(|p| crate::metrics::resumable_progress(crate::metrics::Protocol::Ietf, p))
 }
 
 /// The draft's headers on every answer about an upload.

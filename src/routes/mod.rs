@@ -12,6 +12,7 @@ pub mod item;
 pub mod links;
 pub mod list;
 pub mod login;
+pub mod metrics;
 pub mod rest;
 pub mod resumable;
 pub mod tus;

@@ -132,6 +132,7 @@ impl Gate {
         if let Some(k) = key {
             *c.per_client.entry(k).or_insert(0) += 1;
         }
+        crate::metrics::connection(1);
         Ok(Place {
             gate: Arc::clone(self),
             id,
@@ -186,6 +187,7 @@ fn close_idlest(c: &mut Counts) -> bool {
 
 impl Drop for Place {
     fn drop(&mut self) {
+        crate::metrics::connection(-1);
         let mut c = self.gate.counts();
         c.open.remove(&self.id);
         if self.activity.kill.is_cancelled() {

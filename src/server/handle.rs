@@ -52,7 +52,7 @@ pub(super) async fn handle(
     let request_id = request_id(&parts.headers, peer.ip(), trusted);
     // Every log line of this request carries its id (the JSON log's span field).
     let span = tracing::info_span!("request", request_id = %request_id);
-    let (route_name, result) = async {
+    let (route_name, traffic, result) = async {
         match refuse_tricks(&parts.headers).and_then(|()| router::resolve(&parts.method, &path)) {
             Ok((route, name)) => {
                 let req = Request {
@@ -64,9 +64,15 @@ pub(super) async fn handle(
                     secure,
                     name,
                 };
-                (route.name(), router::dispatch(&state, route, req).await)
+                let traffic = router::traffic(route, &req);
+                crate::metrics::request_started(traffic);
+                (
+                    route.name(),
+                    traffic,
+                    router::dispatch(&state, route, req).await,
+                )
             }
-            Err(e) => ("-", Err(e)),
+            Err(e) => ("-", crate::metrics::Traffic::Other, Err(e)),
         }
     }
     .instrument(span.clone())
@@ -102,6 +108,7 @@ pub(super) async fn handle(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
+    crate::metrics::request_answered(route_name, traffic, resp.status().as_u16());
     // The query string is never logged: it may carry a `token`.
     let _entered = span.enter();
     tracing::info!(

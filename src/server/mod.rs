@@ -8,6 +8,7 @@ mod conn;
 mod error;
 mod gate;
 mod handle;
+mod metrics_listen;
 mod redirect;
 mod request;
 pub mod response;
@@ -32,6 +33,8 @@ pub struct Listeners {
     pub main: TcpListener,
     pub tls: Option<Arc<Tls>>,
     pub redirect: Option<TcpListener>,
+    /// `metrics_listen`: plain HTTP, `GET /metrics` only.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves until `shutdown` is cancelled; then stops accepting, lets requests in flight finish for
@@ -58,7 +61,12 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: Cancellati
             accept::run(l, accept::Kind::Redirect { https_port }, Arc::clone(&ctx)).await;
         }
     };
-    tokio::join!(main, redirect);
+    let metrics = async {
+        if let Some(l) = listeners.metrics {
+            metrics_listen::run(l, Arc::clone(&state), shutdown.clone()).await;
+        }
+    };
+    tokio::join!(main, redirect, metrics);
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Release);

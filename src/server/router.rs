@@ -4,6 +4,7 @@
 
 use super::{AppError, Request, Response};
 use crate::items::ItemName;
+use crate::metrics::{Protocol, Traffic};
 use crate::routes;
 use crate::state::State;
 use http::Method;
@@ -48,6 +49,8 @@ pub enum Route {
     Links,
     LinkPage,
     LinkRevoke,
+    /// `GET /metrics` on the main listener (only with `metrics_token`).
+    Metrics,
 }
 
 const GET: &str = "GET, HEAD";
@@ -116,6 +119,7 @@ impl Route {
             Route::Links => "links",
             Route::LinkPage => "link",
             Route::LinkRevoke => "link-revoke",
+            Route::Metrics => "metrics",
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["+links"] => Some((Route::Links, None)),
         ["+links", id] if is_id(id) => Some((Route::LinkPage, None)),
         ["+links", id, "revoke"] if is_id(id) => Some((Route::LinkRevoke, None)),
+        ["metrics"] => Some((Route::Metrics, None)),
         ["apis", "rest"] => Some((Route::ApiInfo, None)),
         ["apis", "rest", "items"] => Some((Route::ApiItems, None)),
         ["apis", "rest", "items", name] => item(name, Route::ApiItem),
@@ -230,6 +235,33 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::Links => routes::links::list(state, req).await,
         Route::LinkPage => routes::links::page(state, req).await,
         Route::LinkRevoke => routes::links::revoke(state, req).await,
+        Route::Metrics => routes::metrics::guarded(state, req).await,
+    }
+}
+
+/// What a request is, for the metrics' counters: which upload protocol (and whether it starts
+/// a new upload), a download, or other.
+pub fn traffic(route: Route, req: &Request) -> Traffic {
+    let upload = |protocol, new| Traffic::Upload { protocol, new };
+    let m = &req.method;
+    match route {
+        Route::Upload if *m == Method::POST && routes::ietf::is_creation(req) => {
+            upload(Protocol::Ietf, true)
+        }
+        Route::Upload if *m == Method::POST => upload(Protocol::Form, true),
+        Route::UploadPut | Route::LinkPut => upload(Protocol::Put, true),
+        // An upload link's form post.
+        Route::LinkUpload if *m == Method::POST => upload(Protocol::Form, true),
+        Route::ApiItems if *m == Method::POST => {
+            upload(Protocol::Rest, !req.headers.contains_key("transaction-id"))
+        }
+        Route::TusCreate if *m == Method::POST => upload(Protocol::Tus, true),
+        Route::TusUpload if *m == Method::PATCH => upload(Protocol::Tus, false),
+        Route::Resumable if *m == Method::PATCH => upload(Protocol::Ietf, false),
+        Route::ItemDownload | Route::ItemInline | Route::ApiItemDownload if *m == Method::GET => {
+            Traffic::Download
+        }
+        _ => Traffic::Other,
     }
 }
 

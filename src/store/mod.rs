@@ -153,6 +153,8 @@ pub trait MetaStore: Outbox + AuditStore + LinkStore + Send + Sync {
     fn record_download(&self, name: &ItemName, at: i64) -> Result<(), StoreError>;
     /// Total size of all live items, complete or not.
     fn live_size(&self) -> Result<u64, StoreError>;
+    /// Items not deleted (complete or in progress).
+    fn live_count(&self) -> Result<u64, StoreError>;
     /// Names of all live items (start-up uses it to find orphaned files).
     fn live_names(&self) -> Result<HashSet<String>, StoreError>;
     /// Creates an incomplete item for a resumable upload, found again by `tx_hash`.

@@ -118,4 +118,7 @@ pub trait Outbox: Send + Sync {
     /// When the oldest alert still being retried was created, and how many alerts were given
     /// up since `gave_up_since`.
     fn alert_trouble(&self, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError>;
+    /// How many alerts are still to send (pending or being retried), and when the oldest of
+    /// them was created.
+    fn alert_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
 }

@@ -113,6 +113,7 @@ pub struct Ticket {
 impl Ticket {
     /// Counts `n` received bytes: towards the rate, the client's quota and the store's total.
     pub fn record(&self, n: u64) -> Result<(), Limit> {
+        crate::metrics::bytes_received(n);
         self.progress.record(n, self.admission.limits.window);
         self.account.add_bytes(n)
     }
@@ -120,6 +121,11 @@ impl Ticket {
     /// Resolves when this upload was cut off to make room for another.
     pub async fn evicted(&self) {
         self.progress.evict.cancelled().await
+    }
+
+    /// How long ago this slot was taken (for a one-shot upload: how long it has been running).
+    pub fn elapsed(&self) -> Duration {
+        self.progress.started.elapsed()
     }
 
     /// The quota and store-size account of this upload.

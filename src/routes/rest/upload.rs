@@ -73,7 +73,10 @@ pub async fn upload(state: &State, req: Request) -> Result<Response, AppError> {
     let body = BodyDataStream::new(req.body);
     // Detached: a completion must not stop halfway when an HTTP/2 request is dropped.
     match state.engine.append_detached(&tx, chunk, body, ticket).await {
-        Ok(progress) => Ok(answer(&token, &progress)),
+        Ok(progress) => {
+            crate::metrics::resumable_progress(crate::metrics::Protocol::Rest, &progress);
+            Ok(answer(&token, &progress))
+        }
         Err(e) => {
             if created {
                 // bepasty removes an item its own first request failed to fill.

@@ -214,6 +214,7 @@ async fn append(
         .engine
         .append_detached(tx, chunk.clone(), body, ticket)
         .await
+        .inspect(|p| crate::metrics::resumable_progress(crate::metrics::Protocol::Tus, p))
 }
 
 /// After a request that just wrote to the upload (so its last activity is now).

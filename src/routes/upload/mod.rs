@@ -12,6 +12,7 @@ pub use receipt::receipt_page;
 
 use super::{admit_upload, principal};
 use crate::auth::{Permission, Source};
+use crate::metrics::{self, Protocol};
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -104,6 +105,11 @@ pub async fn form_upload(state: &State, req: Request) -> Result<Response, AppErr
     };
     ticket.account().add_items(files.len() as u64)?;
     let items = state.engine.commit(files, meta).await?;
+    metrics::upload_finished(
+        Protocol::Form,
+        items.iter().map(|i| i.size).sum(),
+        ticket.elapsed(),
+    );
     let as_page = fields.response.as_deref() == Some("page");
     respond(state, &items, json, as_page, &who)
 }

@@ -8,6 +8,7 @@ use super::super::links::access::case_reference;
 use super::super::resumable::{insert_receipt, item_url, requested_expiry, uploader};
 use super::super::{admit_upload, require};
 use crate::auth::Permission;
+use crate::metrics::{self, Protocol};
 use crate::pages::ReceiptItem;
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
@@ -61,6 +62,11 @@ pub async fn put(state: &State, req: Request) -> Result<Response, AppError> {
         is_text: false,
     };
     let items = state.engine.commit(vec![staged], meta).await?;
+    metrics::upload_finished(
+        Protocol::Put,
+        items.iter().map(|i| i.size).sum(),
+        ticket.elapsed(),
+    );
     let receipts: Vec<ReceiptItem> = items.iter().map(ReceiptItem::from).collect();
     let first = receipts
         .first()

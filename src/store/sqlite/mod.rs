@@ -300,6 +300,15 @@ impl MetaStore for SqliteStore {
         Ok(total as u64)
     }
 
+    fn live_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM items WHERE deleted_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn live_names(&self) -> Result<HashSet<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT name FROM items WHERE deleted_at IS NULL")?;
@@ -484,6 +493,10 @@ impl Outbox for SqliteStore {
 
     fn alert_trouble(&self, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError> {
         outbox::trouble(&self.conn(), gave_up_since)
+    }
+
+    fn alert_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        outbox::backlog(&self.conn())
     }
 }
 

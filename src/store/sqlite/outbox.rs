@@ -260,3 +260,13 @@ pub fn trouble(conn: &Connection, gave_up_since: i64) -> Result<(Option<i64>, u6
     )?;
     Ok((failing, u64::try_from(gave_up).unwrap_or(0)))
 }
+
+/// Alerts still to send, and when the oldest of them was created.
+pub fn backlog(conn: &Connection) -> Result<(u64, Option<i64>), StoreError> {
+    let (count, oldest): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), min(created_at) FROM alerts WHERE state IN ('pending', 'failing')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((u64::try_from(count).unwrap_or(0), oldest))
+}

@@ -223,6 +223,7 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
     )
     .unwrap();
     assert_eq!(s.alert_trouble(0).unwrap(), (Some(191), 0));
+    assert_eq!(s.alert_backlog().unwrap().0, 2, "one failing, one pending");
     assert_eq!(
         s.alert_status(&["CCCCCCCC".into()]).unwrap()["CCCCCCCC"],
         AlertStatus::Failing("down".into())
@@ -239,6 +240,11 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
         AlertStatus::Delivered
     );
     assert_eq!(s.alert_trouble(0).unwrap(), (None, 0));
+    assert_eq!(
+        s.alert_backlog().unwrap().0,
+        1,
+        "the delivered one is no longer counted"
+    );
     // Deleted items stay in their delivery, marked deleted.
     s.mark_deleted(&ItemName::parse("CCCCCCCC").unwrap(), 400, "t")
         .unwrap();
