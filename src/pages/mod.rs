@@ -2,10 +2,15 @@
 //! that format item metadata for them.
 
 mod audit;
+mod console;
 mod links;
 mod views;
 
 pub use audit::{AuditPage, AuditRow};
+pub use console::{
+    AlertView, BulkDeletePage, DeliveriesPage, DeliveryPage, DeliveryView, FilterView, ListPage,
+    SortLink,
+};
 pub use links::{LinkForm, LinkPage, LinkUploadPage, LinkView, LinksPage, limits as link_limits};
 pub use views::{ItemView, ReceiptItem, format_time, human_size};
 
@@ -76,21 +81,6 @@ pub struct ReceiptPage {
 #[template(path = "receipt_body.html")]
 pub struct ReceiptBody<'a> {
     pub items: &'a [ReceiptItem],
-}
-
-#[derive(Template)]
-#[template(path = "list.html")]
-pub struct ListPage {
-    pub nav: Nav,
-    pub items: Vec<ItemView>,
-    pub search: String,
-    pub total: u64,
-    pub page: u64,
-    pub pages: u64,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-    pub can_read: bool,
-    pub can_delete: bool,
 }
 
 #[derive(Template)]

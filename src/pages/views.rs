@@ -67,8 +67,9 @@ pub struct ItemView {
     pub user_agent: String,
     pub reference: String,
     pub comment: String,
-    /// Alert state of the item's delivery (filled in by the handler).
+    /// Alert state of the item's delivery, and the delivery (filled in by the handler).
     pub alert: String,
+    pub delivery: Option<i64>,
     /// The antivirus result (`clean`, `infected: …`); empty when antivirus is off.
     pub scan: String,
     /// `scanning` or `infected`: the download link is withheld (or needs the override).
@@ -100,6 +101,7 @@ impl From<&Item> for ItemView {
             reference: it.reference.clone().unwrap_or_default(),
             comment: it.comment.clone().unwrap_or_default(),
             alert: String::new(),
+            delivery: None,
             scan: it.scan.as_ref().map(ScanState::label).unwrap_or_default(),
             scanning: it.scan == Some(ScanState::Scanning),
             infected: it.is_infected(),

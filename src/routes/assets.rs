@@ -10,9 +10,10 @@ const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// (name under `/+static/`, body, content type).
-const ASSETS: [(&str, &str, &str); 5] = [
+const ASSETS: [(&str, &str, &str); 6] = [
     ("sfx.css", include_str!("../../assets/sfx.css"), CSS),
     ("upload.js", include_str!("../../assets/upload.js"), JS),
+    ("console.js", include_str!("../../assets/console.js"), JS),
     (
         "sha256-worker.js",
         include_str!("../../assets/sha256-worker.js"),

@@ -110,23 +110,25 @@ async fn serve(state: &State, req: Request, mode: Mode) -> Result<Response, AppE
     Ok(resp)
 }
 
-/// What the antivirus state allows: nothing while it is being scanned (409); nothing of an
-/// infected item (403) unless an admin asks with `?override=infected` (then the signature, for
-/// the audit trail). Clean and not-scanned items are served.
+/// An admin's `?override=infected` lets a quarantined item through.
 fn scan_gate(item: &Item, req: &Request, who: &Principal) -> Result<Option<String>, AppError> {
+    let override_ok =
+        who.can(Permission::Admin) && req.query("override").as_deref() == Some("infected");
+    scan_allows(item, override_ok)
+}
+
+/// What the antivirus state allows: nothing while it is being scanned (409); nothing of an
+/// infected item (403) unless overridden (then the signature, for the audit trail). Clean and
+/// not-scanned items are served.
+pub fn scan_allows(item: &Item, override_ok: bool) -> Result<Option<String>, AppError> {
     match &item.scan {
         Some(ScanState::Scanning) => Err(AppError::Conflict(
             "being scanned for viruses; try again shortly".into(),
         )),
-        Some(ScanState::Infected(sig)) => {
-            if who.can(Permission::Admin) && req.query("override").as_deref() == Some("infected") {
-                Ok(Some(sig.clone()))
-            } else {
-                Err(AppError::Forbidden(format!(
-                    "quarantined: {sig} (an admin may download it with ?override=infected)"
-                )))
-            }
-        }
+        Some(ScanState::Infected(sig)) if override_ok => Ok(Some(sig.clone())),
+        Some(ScanState::Infected(sig)) => Err(AppError::Forbidden(format!(
+            "quarantined: {sig} (an admin may download it with ?override=infected)"
+        ))),
         _ => Ok(None),
     }
 }
@@ -152,7 +154,7 @@ fn download_detail(mode: Mode, (start, len): (u64, u64), size: u64) -> String {
     }
 }
 
-fn record_download(state: &State, item: &Item) {
+pub fn record_download(state: &State, item: &Item) {
     let name = item.name.clone();
     let now = crate::now();
     let store = std::sync::Arc::clone(&state.store);

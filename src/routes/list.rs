@@ -1,75 +1,19 @@
-//! Operator listings: the `/+list` page (paginated, searchable) and `GET /apis/rest/items`
-//! (every item as one JSON object, streamed page by page so memory stays flat).
+//! `GET /apis/rest/items`: every item as one JSON object, streamed page by page so memory
+//! stays flat (the `/+list` page is in [`super::console`]).
 
 use super::require;
 use super::rest::item_json;
 use crate::auth::Permission;
 use crate::items::ItemName;
-use crate::pages::{ListPage, Nav, render};
-use crate::server::{AppError, Request, Response, response};
+use crate::server::{AppError, Request, Response};
 use crate::state::State;
-use crate::store::{ListQuery, MetaStore, blocking};
+use crate::store::{MetaStore, blocking};
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, header};
 use http_body_util::{BodyExt, StreamBody};
 use std::sync::Arc;
 
-const PER_PAGE: u64 = 50;
-const MAX_PER_PAGE: u64 = 500;
 const EXPORT_PAGE: u64 = 1000;
-
-pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
-    let who = require(state, &req, Permission::List).await?;
-    let search = req
-        .query("q")
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(200)
-        .collect::<String>();
-    let per_page = req
-        .query("per_page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(PER_PAGE)
-        .clamp(1, MAX_PER_PAGE);
-    let page_no = req
-        .query("page")
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let query = ListQuery {
-        include_locked: who.can(Permission::Admin),
-        search: Some(search.clone()).filter(|s| !s.is_empty()),
-        offset: (page_no - 1).saturating_mul(per_page),
-        limit: per_page,
-    };
-    let result = blocking(&state.store, move |s| s.list(&query)).await?;
-    let pages = result.total.div_ceil(per_page).max(1);
-    let link = |p: u64| {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        if !search.is_empty() {
-            q.append_pair("q", &search);
-        }
-        if per_page != PER_PAGE {
-            q.append_pair("per_page", &per_page.to_string());
-        }
-        q.append_pair("page", &p.to_string());
-        format!("/+list?{}", q.finish())
-    };
-    let page = ListPage {
-        nav: Nav::new(&state.config.site_name, &who),
-        items: super::item_views(state, &result.items).await?,
-        total: result.total,
-        page: page_no,
-        pages,
-        prev: (page_no > 1).then(|| link(page_no - 1)),
-        next: (page_no < pages).then(|| link(page_no + 1)),
-        can_read: who.can(Permission::Read),
-        can_delete: who.can(Permission::Delete),
-        search,
-    };
-    Ok(response::html(StatusCode::OK, render(&page)))
-}
 
 pub async fn api_items(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::List).await?;

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod audit;
 pub mod client_script;
+pub mod console;
 pub mod download;
 pub mod health;
 pub mod ietf;
@@ -138,9 +139,12 @@ pub async fn item_views(state: &State, items: &[Item]) -> Result<Vec<ItemView>, 
         .iter()
         .map(|it| {
             let mut view = ItemView::from(it);
-            view.alert = alerts
-                .get(it.name.as_str())
-                .map_or_else(|| "-".to_string(), |a| a.label());
+            if let Some(a) = alerts.get(it.name.as_str()) {
+                view.alert = a.status.label();
+                view.delivery = Some(a.delivery);
+            } else {
+                view.alert = "-".into();
+            }
             view
         })
         .collect())
@@ -186,6 +190,19 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
             .chars()
             .all(|c| !c.is_control() && c.is_ascii_graphic());
     ok.then(|| next.to_string())
+}
+
+/// The number after the first path segment (`/+links/<id>/…`, `/+deliveries/<id>/…`); the
+/// router let only positive decimal numbers through.
+pub fn path_id(req: &Request) -> Result<i64, AppError> {
+    req.uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .nth(1)
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
 }
 
 /// Reads a small body whole (forms, JSON), with a size limit and a timeout.

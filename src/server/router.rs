@@ -51,6 +51,14 @@ pub enum Route {
     LinkRevoke,
     /// `GET /metrics` on the main listener (only with `metrics_token`).
     Metrics,
+    /// `POST /+delete`: many items (a confirmation page first).
+    BulkDelete,
+    /// `/+zip?name=…`: many items as one streamed ZIP.
+    Zip,
+    /// `/+deliveries`, `/+deliveries/<id>`, `/+deliveries/<id>/zip`.
+    Deliveries,
+    DeliveryPage,
+    DeliveryZip,
 }
 
 const GET: &str = "GET, HEAD";
@@ -71,7 +79,8 @@ impl Route {
             Route::TusUpload | Route::Resumable => RESOURCE,
             Route::LinkPut => PUT,
             Route::LinkUpload | Route::Links => GET_POST,
-            Route::LinkRevoke => POST,
+            Route::LinkRevoke | Route::BulkDelete => POST,
+            Route::Zip => GET_POST,
             Route::Login
             | Route::Logout
             | Route::ItemDelete
@@ -120,6 +129,11 @@ impl Route {
             Route::LinkPage => "link",
             Route::LinkRevoke => "link-revoke",
             Route::Metrics => "metrics",
+            Route::BulkDelete => "bulk-delete",
+            Route::Zip => "zip",
+            Route::Deliveries => "deliveries",
+            Route::DeliveryPage => "delivery",
+            Route::DeliveryZip => "delivery-zip",
         }
     }
 }
@@ -144,6 +158,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
         ["+resumable", _] => Some((Route::Resumable, None)),
         ["+receipt"] => Some((Route::Receipt, None)),
         ["+list"] => Some((Route::List, None)),
+        ["+delete"] => Some((Route::BulkDelete, None)),
+        ["+zip"] => Some((Route::Zip, None)),
+        ["+deliveries"] => Some((Route::Deliveries, None)),
+        ["+deliveries", id] if is_id(id) => Some((Route::DeliveryPage, None)),
+        ["+deliveries", id, "zip"] if is_id(id) => Some((Route::DeliveryZip, None)),
         ["+audit"] => Some((Route::Audit, None)),
         ["+client.sh"] => Some((Route::ClientScript, None)),
         ["u", token] if crate::links::is_token(token) => Some((Route::LinkUpload, None)),
@@ -176,7 +195,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Option<ItemName>),
     Ok((route, name))
 }
 
-/// A link id: a positive decimal number.
+/// A link or delivery id: a positive decimal number.
 fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0')
 }
@@ -202,7 +221,12 @@ pub async fn dispatch(state: &State, route: Route, req: Request) -> Result<Respo
         Route::TusUpload => routes::tus::resource(state, req).await,
         Route::Resumable => routes::ietf::resource(state, req).await,
         Route::Receipt => routes::upload::receipt_page(state, req).await,
-        Route::List => routes::list::page(state, req).await,
+        Route::List => routes::console::list::page(state, req).await,
+        Route::BulkDelete => routes::console::bulk::delete(state, req).await,
+        Route::Zip => routes::console::zip::download(state, req).await,
+        Route::Deliveries => routes::console::deliveries::list(state, req).await,
+        Route::DeliveryPage => routes::console::deliveries::page(state, req).await,
+        Route::DeliveryZip => routes::console::deliveries::zip(state, req).await,
         Route::ItemPage => routes::item::page(state, req).await,
         Route::ItemDownload => routes::download::download(state, req).await,
         Route::ItemInline => routes::download::inline(state, req).await,
@@ -258,7 +282,13 @@ pub fn traffic(route: Route, req: &Request) -> Traffic {
         Route::TusCreate if *m == Method::POST => upload(Protocol::Tus, true),
         Route::TusUpload if *m == Method::PATCH => upload(Protocol::Tus, false),
         Route::Resumable if *m == Method::PATCH => upload(Protocol::Ietf, false),
-        Route::ItemDownload | Route::ItemInline | Route::ApiItemDownload if *m == Method::GET => {
+        Route::ItemDownload
+        | Route::ItemInline
+        | Route::ApiItemDownload
+        | Route::Zip
+        | Route::DeliveryZip
+            if *m != Method::HEAD =>
+        {
             Traffic::Download
         }
         _ => Traffic::Other,

@@ -7,11 +7,13 @@
 mod audit;
 mod links;
 mod outbox;
+mod query;
 mod sqlite;
 
 pub use audit::{AuditPage, AuditQuery, AuditStore};
 pub use links::LinkStore;
 pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
+pub use query::{AlertRow, DeliveryPage, DeliverySummary, ItemAlert, ListPage, ListQuery, Sort};
 pub use sqlite::SqliteStore;
 
 use crate::items::ItemName;
@@ -111,23 +113,6 @@ pub struct Transaction {
     pub item: Item,
     pub total: Option<u64>,
     pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    /// Case-insensitive substring of the filename or the reference.
-    pub search: Option<String>,
-    pub offset: u64,
-    pub limit: u64,
-    /// Locked and infected (quarantined) items are for admins only.
-    pub include_locked: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListPage {
-    pub items: Vec<Item>,
-    /// Items matching the query, over all pages.
-    pub total: u64,
 }
 
 pub trait MetaStore: Outbox + AuditStore + LinkStore + Send + Sync {

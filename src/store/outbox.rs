@@ -5,7 +5,7 @@
 //! batch window; once it is due, closing it creates one alert row per channel. Alert rows are
 //! retried until delivered or given up, and survive restarts.
 
-use super::{Item, StoreError, Uploader};
+use super::{DeliveryPage, Item, ItemAlert, StoreError, Uploader};
 use std::collections::HashMap;
 
 /// How a newly completed item joins a delivery.
@@ -114,7 +114,17 @@ pub trait Outbox: Send + Sync {
         now: i64,
     ) -> Result<(), StoreError>;
     /// Alert status of the deliveries of these items (by item name).
-    fn alert_status(&self, names: &[String]) -> Result<HashMap<String, AlertStatus>, StoreError>;
+    fn alert_status(&self, names: &[String]) -> Result<HashMap<String, ItemAlert>, StoreError>;
+    /// Deliveries, newest first, with their live items' count and size and each channel's
+    /// alert. Without `include_locked`, locked and quarantined items are not counted.
+    fn deliveries(
+        &self,
+        offset: u64,
+        limit: u64,
+        include_locked: bool,
+    ) -> Result<DeliveryPage, StoreError>;
+    /// Each channel's alert of one delivery.
+    fn delivery_alerts(&self, id: i64) -> Result<(AlertStatus, Vec<super::AlertRow>), StoreError>;
     /// When the oldest alert still being retried was created, and how many alerts were given
     /// up since `gave_up_since`.
     fn alert_trouble(&self, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError>;

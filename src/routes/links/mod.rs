@@ -5,7 +5,7 @@
 
 pub mod access;
 
-use super::{form_value, item_views, principal, require, small_form};
+use super::{form_value, item_views, path_id, principal, require, small_form};
 use crate::auth::Permission;
 use crate::config::ChannelKind;
 use crate::links::{self, LinkRequest};
@@ -142,17 +142,6 @@ where
 }
 
 /// The link id in `/+links/<id>[/revoke]`.
-fn path_id(req: &Request) -> Result<i64, AppError> {
-    req.uri
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .nth(1)
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
-}
-
 async fn link_page(
     state: &State,
     who: &crate::auth::Principal,

@@ -3,13 +3,15 @@
 
 mod audit;
 mod links;
+mod listing;
 mod outbox;
 mod schema;
 mod uploads;
 
 use super::{
-    AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Item, ItemState, ListPage,
-    ListQuery, MetaStore, Outbox, StoreError, Transaction, Uploader,
+    AlertOutcome, AlertRow, AlertStatus, AlertTask, Delivery, DeliveryJoin, DeliveryPage, Item,
+    ItemAlert, ItemState, ListPage, ListQuery, MetaStore, Outbox, StoreError, Transaction,
+    Uploader,
 };
 use crate::items::ItemName;
 use crate::scan::ScanState;
@@ -25,7 +27,7 @@ pub(super) const COLUMNS: &str = "name, filename, content_type, size, sha256, st
 pub(super) const N_COLUMNS: usize = 19;
 
 /// Admins only: locked items, and infected (quarantined) ones.
-const NOT_FOR_ALL: &str = "locked = 1 OR coalesce(scan = 'infected', 0)";
+pub(super) const NOT_FOR_ALL: &str = "locked = 1 OR coalesce(scan = 'infected', 0)";
 
 /// One connection behind a mutex: every statement is short, and WAL keeps commits cheap.
 pub struct SqliteStore {
@@ -128,7 +130,7 @@ fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
 }
 
 /// `%`/`_` in a user's search must match themselves.
-fn like_pattern(search: &str) -> String {
+pub(super) fn like_pattern(search: &str) -> String {
     let mut p = String::with_capacity(search.len() + 2);
     p.push('%');
     for c in search.chars() {
@@ -184,56 +186,7 @@ impl MetaStore for SqliteStore {
     }
 
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
-        let conn = self.conn();
-        let search = query
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let mut filter = String::from("deleted_at IS NULL");
-        if !query.include_locked {
-            filter.push_str(&format!(" AND NOT ({NOT_FOR_ALL})"));
-        }
-        if search.is_some() {
-            filter.push_str(
-                " AND (filename LIKE :pattern ESCAPE '\\' OR reference LIKE :pattern ESCAPE '\\')",
-            );
-        }
-        let pattern = search.map(like_pattern).unwrap_or_default();
-        let with_pattern = |sql: &str| sql.contains(":pattern");
-        let count_sql = format!("SELECT count(*) FROM items WHERE {filter}");
-        let total: i64 = if with_pattern(&count_sql) {
-            conn.query_row(
-                &count_sql,
-                rusqlite::named_params! {":pattern": pattern},
-                |r| r.get(0),
-            )?
-        } else {
-            conn.query_row(&count_sql, [], |r| r.get(0))?
-        };
-        let page_sql = format!(
-            "SELECT {COLUMNS} FROM items WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset"
-        );
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-        let mut stmt = conn.prepare_cached(&page_sql)?;
-        let rows = if with_pattern(&page_sql) {
-            stmt.query_map(
-                rusqlite::named_params! {":pattern": pattern, ":limit": limit, ":offset": offset},
-                item_from_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?
-        } else {
-            stmt.query_map(
-                rusqlite::named_params! {":limit": limit, ":offset": offset},
-                item_from_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?
-        };
-        Ok(ListPage {
-            items: rows,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        listing::list(&self.conn(), query)
     }
 
     fn list_by_name(
@@ -487,8 +440,21 @@ impl Outbox for SqliteStore {
         outbox::record(&self.conn(), task, outcome, now)
     }
 
-    fn alert_status(&self, names: &[String]) -> Result<HashMap<String, AlertStatus>, StoreError> {
+    fn alert_status(&self, names: &[String]) -> Result<HashMap<String, ItemAlert>, StoreError> {
         outbox::status(&self.conn(), names)
+    }
+
+    fn deliveries(
+        &self,
+        offset: u64,
+        limit: u64,
+        include_locked: bool,
+    ) -> Result<DeliveryPage, StoreError> {
+        listing::deliveries(&self.conn(), offset, limit, include_locked)
+    }
+
+    fn delivery_alerts(&self, id: i64) -> Result<(AlertStatus, Vec<AlertRow>), StoreError> {
+        listing::delivery_alerts(&self.conn(), id)
     }
 
     fn alert_trouble(&self, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError> {

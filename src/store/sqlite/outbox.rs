@@ -3,7 +3,8 @@
 use super::{COLUMNS, item_from_row};
 use crate::items::ItemName;
 use crate::store::{
-    AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, StoreError, Uploader,
+    AlertOutcome, AlertRow, AlertStatus, AlertTask, Delivery, DeliveryJoin, ItemAlert, StoreError,
+    Uploader,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -60,7 +61,8 @@ pub fn join(
 
 /// A delivery is not closed (its alert not sent) while one of its live items is being scanned:
 /// the alert tells each file's scan result.
-const SCANS_DONE: &str = "NOT EXISTS (SELECT 1 FROM items i WHERE i.delivery_id = deliveries.id
+pub(super) const SCANS_DONE: &str =
+    "NOT EXISTS (SELECT 1 FROM items i WHERE i.delivery_id = deliveries.id
     AND i.scan = 'scanning' AND i.deleted_at IS NULL)";
 
 pub fn close_due(
@@ -196,14 +198,12 @@ pub fn record(
 pub fn status(
     conn: &Connection,
     names: &[String],
-) -> Result<HashMap<String, AlertStatus>, StoreError> {
+) -> Result<HashMap<String, ItemAlert>, StoreError> {
     let mut out = HashMap::new();
     let mut item_stmt = conn.prepare_cached(&format!(
         "SELECT deliveries.id, deliveries.closed_at, {SCANS_DONE} FROM items it
          JOIN deliveries ON deliveries.id = it.delivery_id WHERE it.name = ?1"
     ))?;
-    let mut alert_stmt =
-        conn.prepare_cached("SELECT state, last_error FROM alerts WHERE delivery_id = ?1")?;
     for name in names {
         let Some((id, closed, scans_done)) = item_stmt
             .query_row([name], |r| {
@@ -217,33 +217,63 @@ pub fn status(
         else {
             continue;
         };
-        let alerts: Vec<(String, Option<String>)> = alert_stmt
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let error = |state: &str| {
-            alerts
-                .iter()
-                .find(|(s, _)| s == state)
-                .map(|(_, e)| e.clone().unwrap_or_default())
-        };
-        let summary = if closed.is_none() && !scans_done {
-            AlertStatus::Scanning
-        } else if closed.is_none() {
-            AlertStatus::Collecting
-        } else if alerts.is_empty() {
-            AlertStatus::NoChannel
-        } else if let Some(e) = error("failed") {
-            AlertStatus::Failed(e)
-        } else if let Some(e) = error("failing") {
-            AlertStatus::Failing(e)
-        } else if alerts.iter().all(|(s, _)| s == "delivered") {
-            AlertStatus::Delivered
-        } else {
-            AlertStatus::Pending
-        };
-        out.insert(name.clone(), summary);
+        let alerts = alert_rows(conn, id)?;
+        let status = summarize(closed, scans_done, &alerts);
+        out.insert(
+            name.clone(),
+            ItemAlert {
+                delivery: id,
+                status,
+            },
+        );
     }
     Ok(out)
+}
+
+/// A delivery's alerts, one per channel.
+pub fn alert_rows(conn: &Connection, delivery: i64) -> Result<Vec<AlertRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT channel, state, attempts, created_at, next_attempt_at, delivered_at, last_error
+             FROM alerts WHERE delivery_id = ?1 ORDER BY channel",
+        )?
+        .query_map([delivery], |r| {
+            Ok(AlertRow {
+                channel: r.get(0)?,
+                state: r.get(1)?,
+                attempts: r.get(2)?,
+                created_at: r.get(3)?,
+                next_attempt_at: r.get(4)?,
+                delivered_at: r.get(5)?,
+                last_error: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
+/// One line for a delivery's alert over all its channels: the worst state wins.
+pub fn summarize(closed: Option<i64>, scans_done: bool, alerts: &[AlertRow]) -> AlertStatus {
+    let error = |state: &str| {
+        alerts
+            .iter()
+            .find(|a| a.state == state)
+            .map(|a| a.last_error.clone().unwrap_or_default())
+    };
+    if closed.is_none() && !scans_done {
+        AlertStatus::Scanning
+    } else if closed.is_none() {
+        AlertStatus::Collecting
+    } else if alerts.is_empty() {
+        AlertStatus::NoChannel
+    } else if let Some(e) = error("failed") {
+        AlertStatus::Failed(e)
+    } else if let Some(e) = error("failing") {
+        AlertStatus::Failing(e)
+    } else if alerts.iter().all(|a| a.state == "delivered") {
+        AlertStatus::Delivered
+    } else {
+        AlertStatus::Pending
+    }
 }
 
 pub fn trouble(conn: &Connection, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError> {

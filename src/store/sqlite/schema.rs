@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 6] = [
+pub(super) const MIGRATIONS: [&str; 7] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -106,6 +106,13 @@ pub(super) const MIGRATIONS: [&str; 6] = [
     "ALTER TABLE items ADD COLUMN scan TEXT;
     ALTER TABLE items ADD COLUMN scan_detail TEXT;
     CREATE INDEX items_scanning ON items (completed_at) WHERE scan = 'scanning' AND deleted_at IS NULL;",
+    // 7: the console's searches and orders (src/store/sqlite/listing.rs): each filter that
+    // can be a range, and each order, has an index over the live items.
+    "CREATE INDEX items_live_size ON items (size) WHERE deleted_at IS NULL;
+    CREATE INDEX items_live_filename ON items (filename COLLATE NOCASE) WHERE deleted_at IS NULL;
+    CREATE INDEX items_live_sha256 ON items (sha256) WHERE deleted_at IS NULL;
+    CREATE INDEX items_live_client ON items (client_ip, created_at) WHERE deleted_at IS NULL;
+    CREATE INDEX items_live_uploader ON items (uploader, created_at) WHERE deleted_at IS NULL;",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {

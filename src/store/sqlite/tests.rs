@@ -191,7 +191,7 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
     let status = s
         .alert_status(&["AAAAAAAA".into(), "DDDDDDDD".into()])
         .unwrap();
-    assert_eq!(status["AAAAAAAA"], AlertStatus::Collecting);
+    assert_eq!(status["AAAAAAAA"].status, AlertStatus::Collecting);
     // Nothing is due before the window has passed since the last item.
     assert_eq!(s.next_alert_due_ms().unwrap(), Some(190_000));
     let channels = vec![
@@ -225,7 +225,7 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
     assert_eq!(s.alert_trouble(0).unwrap(), (Some(191), 0));
     assert_eq!(s.alert_backlog().unwrap().0, 2, "one failing, one pending");
     assert_eq!(
-        s.alert_status(&["CCCCCCCC".into()]).unwrap()["CCCCCCCC"],
+        s.alert_status(&["CCCCCCCC".into()]).unwrap()["CCCCCCCC"].status,
         AlertStatus::Failing("down".into())
     );
     assert_eq!(
@@ -236,9 +236,28 @@ fn deliveries_batch_items_and_alerts_follow_the_outbox() {
     s.record_alert(&tasks[0], &AlertOutcome::Delivered, 300)
         .unwrap();
     assert_eq!(
-        s.alert_status(&["AAAAAAAA".into()]).unwrap()["AAAAAAAA"],
+        s.alert_status(&["AAAAAAAA".into()]).unwrap()["AAAAAAAA"].status,
         AlertStatus::Delivered
     );
+    // The deliveries view: newest first, each with its files and its one row per channel.
+    let page = s.deliveries(0, 10, true).unwrap();
+    assert_eq!(page.total, 2);
+    assert!(page.deliveries[0].id > page.deliveries[1].id);
+    let d = page
+        .deliveries
+        .iter()
+        .find(|d| d.id == tasks[0].delivery_id)
+        .unwrap();
+    assert_eq!((d.files, d.bytes, d.deleted), (2, 6, 0));
+    assert_eq!(d.status, AlertStatus::Delivered);
+    let channels: Vec<_> = d
+        .alerts
+        .iter()
+        .map(|a| (a.channel.as_str(), a.state.as_str(), a.attempts))
+        .collect();
+    assert_eq!(channels, [("all", "delivered", 2)]);
+    let (status, rows) = s.delivery_alerts(tasks[0].delivery_id).unwrap();
+    assert_eq!((status, rows.len()), (AlertStatus::Delivered, 1));
     assert_eq!(s.alert_trouble(0).unwrap(), (None, 0));
     assert_eq!(
         s.alert_backlog().unwrap().0,

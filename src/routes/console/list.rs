@@ -1,0 +1,64 @@
+//! `GET /+list`: every filter of [`Filters`], three orders, pages, and the bulk form.
+
+use super::filters::Filters;
+use super::query_pairs;
+use crate::auth::Permission;
+use crate::pages::{FilterView, ListPage, Nav, SortLink, render};
+use crate::routes::{item_views, require};
+use crate::server::{AppError, Request, Response, response};
+use crate::state::State;
+use crate::store::{Sort, blocking};
+use http::StatusCode;
+
+pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
+    let who = require(state, &req, Permission::List).await?;
+    let pairs = query_pairs(&req);
+    let f = Filters::parse(&pairs)?;
+    let query = f.query(who.can(Permission::Admin));
+    let result = blocking(&state.store, move |s| s.list(&query)).await?;
+    let pages = result.total.div_ceil(f.per_page).max(1);
+    let sort_link = |label, sort| SortLink {
+        label,
+        href: f.sorted_by(sort),
+        arrow: match (f.sort == sort, f.ascending) {
+            (false, _) => "",
+            (true, true) => " ▲",
+            (true, false) => " ▼",
+        },
+    };
+    let deleted = pairs
+        .iter()
+        .find(|(k, _)| k == "deleted")
+        .and_then(|(_, v)| v.parse().ok());
+    let page = ListPage {
+        nav: Nav::new(&state.config.site_name, &who),
+        items: item_views(state, &result.items).await?,
+        total: result.total,
+        page: f.page,
+        pages,
+        prev: (f.page > 1).then(|| f.href(f.page - 1, f.sort, f.ascending)),
+        next: (f.page < pages).then(|| f.href(f.page + 1, f.sort, f.ascending)),
+        here: f.here(),
+        by_time: sort_link("Uploaded (UTC)", Sort::Time),
+        by_size: sort_link("Size", Sort::Size),
+        by_name: sort_link("File", Sort::Name),
+        can_read: who.can(Permission::Read),
+        can_delete: who.can(Permission::Delete),
+        deleted,
+        f: FilterView {
+            q: f.q.clone(),
+            filename: f.filename.clone(),
+            reference: f.reference.clone(),
+            sha256: f.sha256.clone(),
+            client: f.client.clone(),
+            uploader: f.uploader.clone(),
+            from: f.from.clone(),
+            to: f.to.clone(),
+            sort: f.sort.as_str(),
+            order: if f.ascending { "asc" } else { "desc" },
+            advanced: f.advanced(),
+            filtered: f.filtered(),
+        },
+    };
+    Ok(response::html(StatusCode::OK, render(&page)))
+}

@@ -1,0 +1,216 @@
+//! The operator listing's queries: items by any combination of filters in one of three orders,
+//! and deliveries with their alerts. Every filter value is a bound parameter; the SQL text is
+//! built from fixed pieces only.
+
+use super::outbox::{SCANS_DONE, alert_rows, summarize};
+use super::{COLUMNS, NOT_FOR_ALL, item_from_row, like_pattern};
+use crate::store::{
+    AlertRow, AlertStatus, DeliveryPage, DeliverySummary, ListPage, ListQuery, Sort, StoreError,
+    Uploader,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
+
+/// WHERE clause and its named parameters.
+struct Filter {
+    sql: String,
+    params: Vec<(&'static str, Value)>,
+}
+
+impl Filter {
+    fn and(&mut self, clause: &str, binds: impl IntoIterator<Item = (&'static str, Value)>) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(clause);
+        self.params.extend(binds);
+    }
+
+    fn refs(&self) -> Vec<(&str, &dyn rusqlite::ToSql)> {
+        self.params
+            .iter()
+            .map(|(k, v)| (*k, v as &dyn rusqlite::ToSql))
+            .collect()
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+fn filter(q: &ListQuery) -> Filter {
+    let mut f = Filter {
+        sql: "deleted_at IS NULL".into(),
+        params: Vec::new(),
+    };
+    if !q.include_locked {
+        f.and(&format!("NOT ({NOT_FOR_ALL})"), []);
+    }
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if let Some(s) = given(&q.search) {
+        f.and(
+            "(filename LIKE :search ESCAPE '\\' OR reference LIKE :search ESCAPE '\\')",
+            [(":search", text(&like_pattern(&s)))],
+        );
+    }
+    if let Some(s) = given(&q.filename) {
+        f.and(
+            "filename LIKE :filename ESCAPE '\\'",
+            [(":filename", text(&like_pattern(&s)))],
+        );
+    }
+    if let Some(s) = given(&q.reference) {
+        f.and(
+            "reference LIKE :reference ESCAPE '\\'",
+            [(":reference", text(&like_pattern(&s)))],
+        );
+    }
+    if let Some(p) = given(&q.sha256) {
+        // Hex digits all sort below 'g': [p, p+"g") is every hash starting with p, and the
+        // range uses the index.
+        f.and(
+            "sha256 >= :sha_lo AND sha256 < :sha_hi",
+            [(":sha_lo", text(&p)), (":sha_hi", text(&format!("{p}g")))],
+        );
+    }
+    if let Some(c) = given(&q.client) {
+        match c.parse::<std::net::IpAddr>() {
+            // A whole address matches exactly (10.0.0.1 is not 10.0.0.10), in the form sfx
+            // records it.
+            Ok(ip) => f.and("client_ip = :client", [(":client", text(&ip.to_string()))]),
+            Err(_) => f.and(
+                "client_ip >= :client_lo AND client_ip < :client_hi",
+                [
+                    (":client_lo", text(&c)),
+                    (":client_hi", text(&format!("{c}\u{10FFFF}"))),
+                ],
+            ),
+        }
+    }
+    if let Some(u) = given(&q.uploader) {
+        f.and("uploader = :uploader", [(":uploader", text(&u))]);
+    }
+    if let Some(t) = q.since {
+        f.and("created_at >= :since", [(":since", Value::Integer(t))]);
+    }
+    if let Some(t) = q.until {
+        f.and("created_at < :until", [(":until", Value::Integer(t))]);
+    }
+    f
+}
+
+/// Ties are broken by arrival, in the same direction, so each order is total and every index
+/// scan stays one-directional.
+fn order(q: &ListQuery) -> String {
+    let dir = if q.ascending { "ASC" } else { "DESC" };
+    match q.sort {
+        Sort::Time => format!("created_at {dir}, rowid {dir}"),
+        Sort::Size => format!("size {dir}, rowid {dir}"),
+        Sort::Name => format!("filename COLLATE NOCASE {dir}, rowid {dir}"),
+    }
+}
+
+pub fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, StoreError> {
+    let f = filter(q);
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM items WHERE {}", f.sql))?
+        .query_row(f.refs().as_slice(), |r| r.get(0))?;
+    let mut page = f.refs();
+    let limit = Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX));
+    let offset = Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX));
+    page.push((":limit", &limit));
+    page.push((":offset", &offset));
+    let items = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM items WHERE {} ORDER BY {} LIMIT :limit OFFSET :offset",
+            f.sql,
+            order(q)
+        ))?
+        .query_map(page.as_slice(), item_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ListPage {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+pub fn deliveries(
+    conn: &Connection,
+    offset: u64,
+    limit: u64,
+    include_locked: bool,
+) -> Result<DeliveryPage, StoreError> {
+    let total: i64 = conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))?;
+    let visible = if include_locked {
+        String::new()
+    } else {
+        format!(" AND NOT ({NOT_FOR_ALL})")
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, uploader, client_ip, user_agent, reference, opened_at, closed_at, {SCANS_DONE},
+           (SELECT count(*) FROM items WHERE delivery_id = deliveries.id AND deleted_at IS NULL{visible}),
+           (SELECT coalesce(sum(size), 0) FROM items WHERE delivery_id = deliveries.id AND deleted_at IS NULL{visible}),
+           (SELECT count(*) FROM items WHERE delivery_id = deliveries.id AND deleted_at IS NOT NULL)
+         FROM deliveries ORDER BY id DESC LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = stmt
+        .query_map(
+            [
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX),
+            ],
+            |r| {
+                Ok((
+                    DeliverySummary {
+                        id: r.get(0)?,
+                        uploader: Uploader {
+                            label: r.get(1)?,
+                            client_ip: r.get(2)?,
+                            user_agent: r.get(3)?,
+                            link: None,
+                        },
+                        reference: r.get(4)?,
+                        opened_at: r.get(5)?,
+                        closed_at: r.get(6)?,
+                        files: r.get::<_, i64>(8)?.max(0) as u64,
+                        bytes: r.get::<_, i64>(9)?.max(0) as u64,
+                        deleted: r.get::<_, i64>(10)?.max(0) as u64,
+                        status: AlertStatus::Pending,
+                        alerts: Vec::new(),
+                    },
+                    r.get::<_, bool>(7)?,
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut d, scans_done) in rows {
+        d.alerts = alert_rows(conn, d.id)?;
+        d.status = summarize(d.closed_at, scans_done, &d.alerts);
+        out.push(d);
+    }
+    Ok(DeliveryPage {
+        deliveries: out,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+pub fn delivery_alerts(
+    conn: &Connection,
+    id: i64,
+) -> Result<(AlertStatus, Vec<AlertRow>), StoreError> {
+    let head: Option<(Option<i64>, bool)> = conn
+        .prepare_cached(&format!(
+            "SELECT closed_at, {SCANS_DONE} FROM deliveries WHERE id = ?1"
+        ))?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((closed, scans_done)) = head else {
+        return Ok((AlertStatus::NoChannel, Vec::new()));
+    };
+    let alerts = alert_rows(conn, id)?;
+    Ok((summarize(closed, scans_done, &alerts), alerts))
+}
