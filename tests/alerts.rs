@@ -116,7 +116,13 @@ async fn list_alert(srv: &TestServer, name: &str) -> String {
     let start =
         row.find("<td class=\"alert-state\">").unwrap() + "<td class=\"alert-state\">".len();
     let end = row[start..].find("</td>").unwrap();
-    html_unescape(row[start..start + end].trim())
+    // The state links to the item's delivery when it has one.
+    let cell = row[start..start + end].trim();
+    let text = match (cell.find('>'), cell.strip_suffix("</a>")) {
+        (Some(i), Some(inner)) if cell.starts_with("<a ") => &inner[i + 1..],
+        _ => cell,
+    };
+    html_unescape(text.trim())
 }
 
 async fn wait_item_alert(srv: &TestServer, name: &str, want: &str, secs: u64) -> String {

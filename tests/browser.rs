@@ -314,11 +314,11 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     for (filename, name) in &names {
         let row = all
             .iter()
-            .find(|r| r[0].starts_with(filename.as_str()))
+            .find(|r| r[1].starts_with(filename.as_str()))
             .unwrap_or_else(|| panic!("{filename} not listed: {all:?}"));
-        assert!(row[0].contains(name.as_str()), "{row:?}");
-        assert!(row[4].starts_with("customers"), "uploader: {row:?}");
-        assert_eq!(row[5], "CASE-42");
+        assert!(row[1].contains(name.as_str()), "{row:?}");
+        assert!(row[5].starts_with("customers"), "uploader: {row:?}");
+        assert_eq!(row[6], "CASE-42");
     }
     screenshot(&c, "list-page.png").await;
 
@@ -329,7 +329,7 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     assert_eq!(path_and_query(&c).await, "/+list?q=CASE-42");
     let found = rows(&c, "table.items tbody tr").await;
     assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found.iter().all(|r| r[5] == "CASE-42"), "{found:?}");
+    assert!(found.iter().all(|r| r[6] == "CASE-42"), "{found:?}");
     assert_eq!(text_of(&c, "p.count").await, "2 items matching.");
     assert_eq!(
         c.find(Locator::Css("form.search input[name=q]"))
@@ -388,7 +388,7 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
     let left = rows(&c, "table.items tbody tr").await;
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(
-        left.iter().all(|r| !r[0].contains(&bundle_name)),
+        left.iter().all(|r| !r[1].contains(&bundle_name)),
         "deleted item still listed: {left:?}"
     );
     assert!(srv.item(&bundle_name).is_none());
