@@ -22,7 +22,11 @@ fn meta_item(name: &str, filename: &str, size: u64, created: i64) -> Item {
         filename: filename.into(),
         content_type: "application/gzip".into(),
         size,
-        sha256: format!("{:0<64}", name.to_ascii_lowercase().replace(|c: char| !c.is_ascii_hexdigit(), "")),
+        sha256: format!(
+            "{:0<64}",
+            name.to_ascii_lowercase()
+                .replace(|c: char| !c.is_ascii_hexdigit(), "")
+        ),
         state: ItemState::Complete,
         created_at: created,
         completed_at: Some(created),
@@ -50,8 +54,14 @@ fn listed(html: &str) -> Vec<String> {
         .collect()
 }
 
+/// A page, after the list's one redirect to its short address if it makes one.
 async fn page_as(srv: &TestServer, secret: &str, path: &str) -> (u16, String) {
-    let resp = get_as(srv, Some(secret), path).await;
+    let mut resp = get_as(srv, Some(secret), path).await;
+    if resp.status() == 303 {
+        let to = response_header(&resp, "location");
+        assert!(to.starts_with("/+list"), "{path} -> {to}");
+        resp = get_as(srv, Some(secret), &to).await;
+    }
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
 }
@@ -77,9 +87,17 @@ async fn the_list_filters_orders_and_pages() {
 
     // (query, who, names in order)
     let cases: &[(&str, &str, &[&str])] = &[
-        ("", ADMIN, &["FFFFFFFF", "EEEEEEEE", "DDDDDDDD", "CCCCCCCC", "AAAAAAAA"]),
+        (
+            "",
+            ADMIN,
+            &["FFFFFFFF", "EEEEEEEE", "DDDDDDDD", "CCCCCCCC", "AAAAAAAA"],
+        ),
         // Locked items are for admins.
-        ("", LISTER, &["FFFFFFFF", "DDDDDDDD", "CCCCCCCC", "AAAAAAAA"]),
+        (
+            "",
+            LISTER,
+            &["FFFFFFFF", "DDDDDDDD", "CCCCCCCC", "AAAAAAAA"],
+        ),
         ("q=case-1", ADMIN, &["EEEEEEEE", "AAAAAAAA"]),
         ("filename=TGZ", ADMIN, &["EEEEEEEE", "AAAAAAAA"]),
         ("reference=CASE-2", ADMIN, &["CCCCCCCC"]),
@@ -92,16 +110,48 @@ async fn the_list_filters_orders_and_pages() {
         ("client=2001:0db8:0::1", ADMIN, &["FFFFFFFF"]),
         ("uploader=support-team", ADMIN, &["DDDDDDDD"]),
         ("uploader=link", ADMIN, &["FFFFFFFF"]),
-        ("from=2026-12-01", ADMIN, &["FFFFFFFF", "EEEEEEEE", "DDDDDDDD"]),
+        (
+            "from=2026-12-01",
+            ADMIN,
+            &["FFFFFFFF", "EEEEEEEE", "DDDDDDDD"],
+        ),
         ("to=2026-11-30", ADMIN, &["CCCCCCCC", "AAAAAAAA"]),
-        ("from=2026-11-10&to=2026-12-01", ADMIN, &["EEEEEEEE", "DDDDDDDD", "CCCCCCCC"]),
-        ("from=2026-12-01T08:30:00Z", ADMIN, &["FFFFFFFF", "EEEEEEEE"]),
-        ("sort=size", ADMIN, &["CCCCCCCC", "FFFFFFFF", "AAAAAAAA", "DDDDDDDD", "EEEEEEEE"]),
-        ("sort=size&order=asc", ADMIN, &["EEEEEEEE", "DDDDDDDD", "AAAAAAAA", "FFFFFFFF", "CCCCCCCC"]),
+        (
+            "from=2026-11-10&to=2026-12-01",
+            ADMIN,
+            &["EEEEEEEE", "DDDDDDDD", "CCCCCCCC"],
+        ),
+        (
+            "from=2026-12-01T08:30:00Z",
+            ADMIN,
+            &["FFFFFFFF", "EEEEEEEE"],
+        ),
+        (
+            "sort=size",
+            ADMIN,
+            &["CCCCCCCC", "FFFFFFFF", "AAAAAAAA", "DDDDDDDD", "EEEEEEEE"],
+        ),
+        (
+            "sort=size&order=asc",
+            ADMIN,
+            &["EEEEEEEE", "DDDDDDDD", "AAAAAAAA", "FFFFFFFF", "CCCCCCCC"],
+        ),
         // By filename, case-insensitively: alpha, beta, delta, eps, Gamma.
-        ("sort=name", ADMIN, &["AAAAAAAA", "CCCCCCCC", "EEEEEEEE", "FFFFFFFF", "DDDDDDDD"]),
-        ("sort=time&order=asc", ADMIN, &["AAAAAAAA", "CCCCCCCC", "DDDDDDDD", "EEEEEEEE", "FFFFFFFF"]),
-        ("q=case-1&client=10.0.0.1&sort=name&order=desc", ADMIN, &["EEEEEEEE", "AAAAAAAA"]),
+        (
+            "sort=name",
+            ADMIN,
+            &["AAAAAAAA", "CCCCCCCC", "EEEEEEEE", "FFFFFFFF", "DDDDDDDD"],
+        ),
+        (
+            "sort=time&order=asc",
+            ADMIN,
+            &["AAAAAAAA", "CCCCCCCC", "DDDDDDDD", "EEEEEEEE", "FFFFFFFF"],
+        ),
+        (
+            "q=case-1&client=10.0.0.1&sort=name&order=desc",
+            ADMIN,
+            &["EEEEEEEE", "AAAAAAAA"],
+        ),
         ("per_page=2", ADMIN, &["FFFFFFFF", "EEEEEEEE"]),
         ("per_page=2&page=3", ADMIN, &["AAAAAAAA"]),
         ("per_page=2&page=9", ADMIN, &[]),
@@ -124,6 +174,24 @@ async fn the_list_filters_orders_and_pages() {
         assert!(html.contains(&format!("href=\"{link}\"")), "{link}: {html}");
     }
     assert!(html.contains("3 items matching."), "{html}");
+
+    // What the filter form sends (every field, empty ones too) gets one redirect to the short
+    // address; the short address itself does not redirect.
+    for (query, short) in [
+        (
+            "q=&filename=&reference=CASE-1&sha256=&sort=time&order=desc",
+            "/+list?reference=CASE-1",
+        ),
+        ("q=a+b&sort=name&order=asc&page=1", "/+list?q=a+b&sort=name"),
+        ("sort=time&unknown=1", "/+list"),
+        ("deleted=2&q=", "/+list?deleted=2"),
+    ] {
+        let resp = get_as(&srv, Some(ADMIN), &format!("/+list?{query}")).await;
+        assert_eq!(resp.status(), 303, "{query}");
+        assert_eq!(response_header(&resp, "location"), short, "{query}");
+        let again = get_as(&srv, Some(ADMIN), short).await;
+        assert_eq!(again.status(), 200, "{short}");
+    }
 
     // Each bad parameter is named in a 400, and nothing is listed.
     for (query, word) in [
@@ -195,7 +263,12 @@ async fn bulk_delete_asks_then_deletes_each() {
 
     // Refusals: without the delete permission, a bad name, nothing selected, too many.
     let confirm = [("next", "/+list?q=log"), ("confirm", "yes")];
-    assert_eq!(post_form(&srv, LISTER, "/+delete", &form_of(&[a], &confirm)).await.status(), 403);
+    assert_eq!(
+        post_form(&srv, LISTER, "/+delete", &form_of(&[a], &confirm))
+            .await
+            .status(),
+        403
+    );
     let resp = post_form(&srv, ADMIN, "/+delete", &form_of(&["../etc"], &confirm)).await;
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("not an item name"));
@@ -206,7 +279,12 @@ async fn bulk_delete_asks_then_deletes_each() {
 
     // A session from another site cannot delete (CSRF), even with everything right.
     let (browser, _jar) = browser();
-    assert_eq!(post_login(&browser, &srv, &[("token", ADMIN)]).await.status(), 302);
+    assert_eq!(
+        post_login(&browser, &srv, &[("token", ADMIN)])
+            .await
+            .status(),
+        302
+    );
     let resp = browser
         .post(srv.url("/+delete"))
         .header("origin", "http://evil.example")
@@ -280,7 +358,10 @@ async fn many_items_download_as_one_zip() {
     assert_eq!(resp.status(), 200);
     assert_eq!(response_header(&resp, "content-type"), "application/zip");
     let disposition = response_header(&resp, "content-disposition");
-    assert!(disposition.starts_with("attachment; filename=\"sfx-3-files-"), "{disposition}");
+    assert!(
+        disposition.starts_with("attachment; filename=\"sfx-3-files-"),
+        "{disposition}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("got.zip");
     save(resp, &archive).await;
@@ -313,7 +394,10 @@ async fn many_items_download_as_one_zip() {
             ("SHA256SUMS".to_string(), sums_len, true),
         ]
     );
-    for (path, (_, data)) in ["bundle.tgz", second.as_str(), "notes.txt"].iter().zip(&got) {
+    for (path, (_, data)) in ["bundle.tgz", second.as_str(), "notes.txt"]
+        .iter()
+        .zip(&got)
+    {
         assert_eq!(&std::fs::read(dest.join(path)).unwrap(), data, "{path}");
     }
     // The manifest checks with coreutils.
@@ -322,45 +406,93 @@ async fn many_items_download_as_one_zip() {
         .current_dir(&dest)
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let audit = admin_text(&srv, "/+audit").await;
     assert_eq!(audit.matches("in a ZIP of 3 files").count(), 3, "{audit}");
 
     // The bulk form posts the same; it is a download like any other.
-    let resp = post_form(&srv, ADMIN, "/+zip", &form_of(&names[..1], &[("next", "/+list")])).await;
+    let resp = post_form(
+        &srv,
+        ADMIN,
+        "/+zip",
+        &form_of(&names[..1], &[("next", "/+list")]),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let one = tmp.path().join("one.zip");
     save(resp, &one).await;
-    assert_eq!(zip_check(&one, "-").await["members"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        zip_check(&one, "-").await["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Refusals come before any byte, and name the item.
     let status = |r: &reqwest::Response| r.status().as_u16();
-    let resp = get_as(&srv, Some(READER), &format!("/+zip?name={}&name=4qVsTtL9", names[0])).await;
+    let resp = get_as(
+        &srv,
+        Some(READER),
+        &format!("/+zip?name={}&name=4qVsTtL9", names[0]),
+    )
+    .await;
     assert_eq!(status(&resp), 404);
     let many: Vec<String> = (0..1001).map(fake_name).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let resp = post_form(&srv, READER, "/+zip", &form_of(&many, &[])).await;
     assert_eq!(status(&resp), 400);
     assert!(resp.text().await.unwrap().contains("at most 1000"));
-    assert_eq!(status(&get_as(&srv, Some(LISTER), &format!("/+zip?{query}")).await), 403);
+    assert_eq!(
+        status(&get_as(&srv, Some(LISTER), &format!("/+zip?{query}")).await),
+        403
+    );
     assert_eq!(status(&get_as(&srv, Some(READER), "/+zip").await), 400);
     let first = ItemName::parse(names[0]).unwrap();
-    srv.state.store.set_scan(&first, &ScanState::Scanning).unwrap();
+    srv.state
+        .store
+        .set_scan(&first, &ScanState::Scanning)
+        .unwrap();
     let resp = get_as(&srv, Some(READER), &format!("/+zip?{query}")).await;
     assert_eq!(status(&resp), 409);
     let body = resp.text().await.unwrap();
-    assert!(body.contains("bundle.tgz") && body.contains("being scanned"), "{body}");
+    assert!(
+        body.contains("bundle.tgz") && body.contains("being scanned"),
+        "{body}"
+    );
     let infected = ScanState::Infected("Eicar-Test-Signature".into());
     srv.state.store.set_scan(&first, &infected).unwrap();
-    assert_eq!(status(&get_as(&srv, Some(READER), &format!("/+zip?{query}")).await), 403);
+    assert_eq!(
+        status(&get_as(&srv, Some(READER), &format!("/+zip?{query}")).await),
+        403
+    );
     let resp = get_as(&srv, Some(ADMIN), &format!("/+zip?{query}")).await;
     assert_eq!(status(&resp), 403);
     assert!(resp.text().await.unwrap().contains("quarantined"));
-    let resp = get_as(&srv, Some(ADMIN), &format!("/+zip?{query}override=infected")).await;
+    let resp = get_as(
+        &srv,
+        Some(ADMIN),
+        &format!("/+zip?{query}override=infected"),
+    )
+    .await;
     assert_eq!(status(&resp), 200);
     save(resp, &one).await;
-    assert_eq!(zip_check(&one, "-").await["members"].as_array().unwrap().len(), 4);
-    assert!(admin_text(&srv, "/+audit").await.contains("quarantine overridden"));
+    assert_eq!(
+        zip_check(&one, "-").await["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(
+        admin_text(&srv, "/+audit")
+            .await
+            .contains("quarantine overridden")
+    );
     srv.stop().await;
 }
 
@@ -423,17 +555,22 @@ async fn deliveries_show_each_channels_alert() {
     let srv = TestServer::start_with(&extra).await;
     let got = uploads(&srv, &[("node1.tgz", 1000), ("node2.tgz", 2000)]).await;
     let first = got[0].0.as_str();
-    let id = eventually("the delivery's alert went out", Duration::from_secs(30), async || {
-        let (_, html) = page_as(&srv, LISTER, "/+deliveries").await;
-        match html.split("href=\"/+deliveries/").nth(1) {
-            Some(rest)
-                if html.contains("ops-hook: delivered") && html.contains("chat-down: failing") =>
-            {
-                Ok(rest.split('"').next().unwrap().to_string())
+    let id = eventually(
+        "the delivery's alert went out",
+        Duration::from_secs(30),
+        async || {
+            let (_, html) = page_as(&srv, LISTER, "/+deliveries").await;
+            match html.split("href=\"/+deliveries/").nth(1) {
+                Some(rest)
+                    if html.contains("ops-hook: delivered")
+                        && html.contains("chat-down: failing") =>
+                {
+                    Ok(rest.split('"').next().unwrap().to_string())
+                }
+                _ => Err(html),
             }
-            _ => Err(html),
-        }
-    })
+        },
+    )
     .await;
     let (_, html) = page_as(&srv, LISTER, "/+deliveries").await;
     assert!(html.contains("1 delivery"), "{html}");
@@ -442,21 +579,46 @@ async fn deliveries_show_each_channels_alert() {
 
     let (status, html) = page_as(&srv, LISTER, &format!("/+deliveries/{id}")).await;
     assert_eq!(status, 200);
-    assert!(html.contains("node1.tgz") && html.contains("node2.tgz"), "{html}");
-    assert!(html.contains("<tr class=\"alert-delivered\">\n    <td>ops-hook</td>"), "{html}");
-    assert!(html.contains("<tr class=\"alert-failing\">\n    <td>chat-down</td>"), "{html}");
+    assert!(
+        html.contains("node1.tgz") && html.contains("node2.tgz"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr class=\"alert-delivered\">\n    <td>ops-hook</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr class=\"alert-failing\">\n    <td>chat-down</td>"),
+        "{html}"
+    );
     // A lister sees, but cannot download: no ZIP link.
     assert!(!html.contains("/zip\""), "{html}");
     let (_, html) = page_as(&srv, ADMIN, &format!("/+deliveries/{id}")).await;
-    assert!(html.contains(&format!("href=\"/+deliveries/{id}/zip\"")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/+deliveries/{id}/zip\"")),
+        "{html}"
+    );
     let (_, list) = page_as(&srv, ADMIN, "/+list").await;
-    assert_eq!(list.matches(&format!("href=\"/+deliveries/{id}\"")).count(), 2, "{list}");
+    assert_eq!(
+        list.matches(&format!("href=\"/+deliveries/{id}\"")).count(),
+        2,
+        "{list}"
+    );
 
     // Deleted files stay in the delivery's story, not in its ZIP.
-    let resp = post_form(&srv, ADMIN, "/+delete", &form_of(&[first], &[("confirm", "yes")])).await;
+    let resp = post_form(
+        &srv,
+        ADMIN,
+        "/+delete",
+        &form_of(&[first], &[("confirm", "yes")]),
+    )
+    .await;
     assert_eq!(resp.status(), 303);
     let (_, html) = page_as(&srv, ADMIN, &format!("/+deliveries/{id}")).await;
-    assert!(html.contains(&format!("<code class=\"name\">{first}</code> deleted")), "{html}");
+    assert!(
+        html.contains(&format!("<code class=\"name\">{first}</code> deleted")),
+        "{html}"
+    );
     let resp = get_as(&srv, Some(READER), &format!("/+deliveries/{id}/zip")).await;
     assert_eq!(resp.status(), 200);
     assert!(response_header(&resp, "content-disposition").contains(&format!("delivery-{id}.zip")));
@@ -483,5 +645,115 @@ async fn deliveries_show_each_channels_alert() {
         assert_eq!(page_as(&srv, ADMIN, path).await.0, want, "{path}");
     }
     assert_eq!(page_as(&srv, CUSTOMER, "/+deliveries").await.0, 403);
+    srv.stop().await;
+}
+
+async fn click(c: &fantoccini::Client, css: &str) {
+    find(c, css).await.click().await.expect("click");
+}
+
+async fn path_and_query(c: &fantoccini::Client) -> String {
+    let url = c.current_url().await.expect("url");
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+async fn browser_login(c: &fantoccini::Client, srv: &TestServer, secret: &str) {
+    c.goto(&srv.url("/")).await.expect("open /");
+    type_into(c, "header.top input[type=password][name=token]", secret).await;
+    click(c, "header.top .login button[type=submit]").await;
+    wait_for(c, "header.top .login .who").await;
+}
+
+/// The console in a real Chromium without JavaScript: filter, select, delete with the
+/// confirmation, download the selection as a ZIP, open a delivery. With JavaScript: the
+/// "select all" box and the buttons that count the selection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_chromium_without_javascript() {
+    if !chromium_available() {
+        return;
+    }
+    let srv = TestServer::start_with("batch_window = \"1s\"").await;
+    let mut names = Vec::new();
+    for (filename, reference) in [
+        ("a.tgz", "CASE-9"),
+        ("b.tgz", "CASE-9"),
+        ("c.log", "CASE-9"),
+        ("x.bin", "OTHER"),
+    ] {
+        let part =
+            reqwest::multipart::Part::bytes(filename.as_bytes().to_vec()).file_name(filename);
+        let form = reqwest::multipart::Form::new()
+            .text("reference", reference)
+            .part("file", part);
+        names.push(upload_form(&srv, form).await);
+    }
+    let driver = ChromeDriver::start().await;
+    let c = driver.session(false).await;
+    browser_login(&c, &srv, ADMIN).await;
+    c.goto(&srv.url("/+list")).await.unwrap();
+    wait_for(&c, "table.items").await;
+    click(&c, "details.filters summary").await;
+    type_into(&c, "details.filters input[name=reference]", "CASE-9").await;
+    click(&c, "form.search button[type=submit]").await;
+    wait_for(&c, "form.search a[href='/+list']").await;
+    assert!(path_and_query(&c).await.contains("reference=CASE-9"));
+    assert_eq!(find_all(&c, "table.items tbody tr").await.len(), 3);
+    assert_eq!(text_of(&c, "p.count").await, "3 items matching.");
+
+    // Select two, delete them: the confirmation page first.
+    click(&c, &format!("input[type=checkbox][value='{}']", names[0])).await;
+    click(&c, &format!("input[type=checkbox][value='{}']", names[1])).await;
+    click(&c, "form#bulk button[formaction='/+delete']").await;
+    wait_for(&c, "form.confirm").await;
+    assert_eq!(text_of(&c, "main h1").await, "Delete 2 files?");
+    assert!(
+        srv.item(&names[0]).is_some(),
+        "deleted before the confirmation"
+    );
+    click(&c, "form.confirm button.danger").await;
+    wait_for(&c, "p.notice").await;
+    assert_eq!(text_of(&c, "p.notice").await, "2 files deleted.");
+    assert!(path_and_query(&c).await.contains("reference=CASE-9"));
+    assert_eq!(find_all(&c, "table.items tbody tr").await.len(), 1);
+    assert!(srv.item(&names[0]).is_none() && srv.item(&names[1]).is_none());
+
+    // The ZIP button posts the selection; the browser saves the file (the audit trail says
+    // the server sent it).
+    click(&c, &format!("input[type=checkbox][value='{}']", names[2])).await;
+    click(&c, "form#bulk button[formaction='/+zip']").await;
+    eventually("the ZIP was sent", Duration::from_secs(20), async || {
+        let audit = admin_text(&srv, "/+audit").await;
+        if audit.contains("in a ZIP of 1 file") {
+            Ok(())
+        } else {
+            Err("no ZIP download in the audit trail".to_string())
+        }
+    })
+    .await;
+
+    // The deliveries, and one of them.
+    c.goto(&srv.url("/+list")).await.unwrap();
+    click(&c, "header.top nav a[href='/+deliveries']").await;
+    wait_for(&c, "table.deliveries").await;
+    click(&c, "table.deliveries tbody tr td a").await;
+    wait_for(&c, "dl.meta").await;
+    assert!(text_of(&c, "main h1").await.starts_with("Delivery #"));
+    c.close().await.unwrap();
+
+    let c = driver.session(true).await;
+    browser_login(&c, &srv, ADMIN).await;
+    c.goto(&srv.url("/+list")).await.unwrap();
+    wait_for(&c, "input.select-all").await;
+    let zip = "form#bulk button[formaction='/+zip']";
+    let disabled =
+        async |c: &fantoccini::Client| find(c, zip).await.prop("disabled").await.unwrap();
+    assert_eq!(disabled(&c).await.as_deref(), Some("true"));
+    click(&c, "input.select-all").await;
+    assert_eq!(text_of(&c, zip).await, "Download 2 selected as ZIP");
+    assert_eq!(disabled(&c).await.as_deref(), Some("false"));
+    c.close().await.unwrap();
     srv.stop().await;
 }

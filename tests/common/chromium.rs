@@ -5,6 +5,7 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -27,6 +28,9 @@ pub fn chromium_available() -> bool {
 
 /// chromedriver (and through it Chromium) for one test. Dropping it kills chromedriver's
 /// process group, Chromium included, then removes the profile and temp dir.
+/// Numbers the sessions' profile directories.
+static PROFILES: AtomicUsize = AtomicUsize::new(0);
+
 pub struct ChromeDriver {
     child: Child,
     pub url: String,
@@ -108,9 +112,17 @@ impl ChromeDriver {
             "--no-proxy-server".into(),
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".into(),
             "--window-size=1280,1000".into(),
+            // A profile of its own: the JavaScript setting (and the cache) of an earlier
+            // session must not carry over.
             format!(
                 "--user-data-dir={}",
-                self.dir.path().join("profile").display()
+                self.dir
+                    .path()
+                    .join(format!(
+                        "profile-{}",
+                        PROFILES.fetch_add(1, Ordering::Relaxed)
+                    ))
+                    .display()
             ),
         ];
         let mut prefs = serde_json::json!({});

@@ -14,6 +14,23 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::List).await?;
     let pairs = query_pairs(&req);
     let f = Filters::parse(&pairs)?;
+    let deleted: Option<u64> = pairs
+        .iter()
+        .find(|(k, _)| k == "deleted")
+        .and_then(|(_, v)| v.parse().ok());
+    // The filter form sends every field, empty or not: one redirect to the short form keeps
+    // addresses readable and bookmarks stable (compared decoded, so it cannot loop).
+    let canonical = match deleted {
+        Some(n) if f.here().contains('?') => format!("{}&deleted={n}", f.here()),
+        Some(n) => format!("{}?deleted={n}", f.here()),
+        None => f.here(),
+    };
+    let decoded = |q: &str| -> Vec<(String, String)> {
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    };
+    if decoded(canonical.split_once('?').map_or("", |(_, q)| q)) != pairs {
+        return Ok(response::redirect(StatusCode::SEE_OTHER, &canonical));
+    }
     let query = f.query(who.can(Permission::Admin));
     let result = blocking(&state.store, move |s| s.list(&query)).await?;
     let pages = result.total.div_ceil(f.per_page).max(1);
@@ -26,10 +43,6 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
             (true, false) => " ▼",
         },
     };
-    let deleted = pairs
-        .iter()
-        .find(|(k, _)| k == "deleted")
-        .and_then(|(_, v)| v.parse().ok());
     let page = ListPage {
         nav: Nav::new(&state.config.site_name, &who),
         items: item_views(state, &result.items).await?,
