@@ -98,7 +98,9 @@ fn main() -> anyhow::Result<()> {
                     .enable_all()
                     .build()?;
                 let mut out = std::io::stdout().lock();
-                Ok(rt.block_on(sfx::import::run(&cfg, &dir, opts, &mut out))?)
+                // The import's own errors already name their cause: printed without the chain.
+                rt.block_on(sfx::import::run(&cfg, &dir, opts, &mut out))
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             });
             // 1 is for skipped items: errors (config, lock, store, disk) are 2.
             std::process::exit(match result {

@@ -74,6 +74,8 @@ pub struct Meta {
 pub enum MetaError {
     #[error("cannot read metadata: {0}")]
     Io(#[from] io::Error),
+    #[error("its metadata is a symlink (never followed)")]
+    Symlink,
     #[error("empty metadata (bepasty lists no item for it)")]
     Empty,
     #[error("metadata has {0} bytes, more than bepasty ever writes ({MAX_META})")]
@@ -86,7 +88,10 @@ pub enum MetaError {
 
 /// Reads and parses one `.meta` file (never following a symlink).
 pub fn read_meta(path: &Path) -> Result<Meta, MetaError> {
-    let file = open_regular(path, false)?;
+    let file = open_regular(path, false).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => MetaError::Symlink,
+        _ => MetaError::Io(e),
+    })?;
     let len = file.metadata()?.len();
     if len == 0 {
         return Err(MetaError::Empty);

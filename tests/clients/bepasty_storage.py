@@ -5,13 +5,14 @@ Usage: python bepasty_storage.py STORAGE_DIR
 Creates bepasty's Flask app (the real bepasty 1.2.2 from PyPI) with STORAGE_FILESYSTEM_DIRECTORY =
 STORAGE_DIR and uploads through the app's test client, as a browser or REST client would: a form
 upload, a pasted text, a REST upload in two chunks, one with a lifetime of two days, one locked by
-an admin through /+lock, and a REST upload left incomplete after its first chunk. Prints one JSON
-object: for each item its name, what was sent (content base64) and the metadata bepasty itself
-reads back for it (storage.open(name).meta).
+an admin through /+lock, and a REST upload left incomplete after its first chunk. Writes the bytes
+sent for each item to sent/<name> (in the current directory) and prints one JSON object: for each
+item (by role) its name and the metadata bepasty itself reads back for it (storage.open(name).meta).
 """
 
 import base64
 import json
+import pathlib
 import os
 import sys
 import tempfile
@@ -99,17 +100,20 @@ def main():
         if t is not threading.current_thread():
             t.join()
     rest_upload("incomplete", b"half of it" * 100, "partial.bin", 2, stop_after=1)
-    # Spare items the test damages itself (truncated data, garbage meta).
+    # Spare items the test damages itself (truncated data, garbage meta, a flipped byte).
     form_upload("truncated", b"to be truncated " * 100, "cut.txt", "text/plain")
     form_upload("garbage", b"meta to be garbled\n", "garbled.txt", "text/plain")
+    form_upload("flipped", b"one byte to be flipped\n", "flipped.txt", "text/plain")
 
     out = {}
+    pathlib.Path("sent").mkdir()
     for key, (name, data) in sent.items():
+        pathlib.Path("sent", name).write_bytes(data)
         with app.app_context():
             item = app.storage.open(name)
             meta = dict(item.meta)
             item.close()
-        out[key] = {"name": name, "content": base64.b64encode(data).decode(), "meta": meta}
+        out[key] = {"name": name, "meta": meta}
     print(json.dumps(out))
 
 
