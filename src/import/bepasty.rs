@@ -12,8 +12,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// bepasty writes a few hundred bytes. The bound is far below 1 MiB on purpose: pickle's DUP
-/// copies whole lists, so a hostile pickle can make memory grow with the square of its size.
-pub const MAX_META: u64 = 16 << 10;
+/// copies whole lists, so a hostile pickle can make memory grow with the square of its size
+/// (at 4 KiB, a DUP bomb peaks below 100 MB).
+pub const MAX_META: u64 = 4 << 10;
 
 /// One `*.meta` of the directory (an item exists in bepasty iff its `.meta` does).
 #[derive(Debug, Clone)]
