@@ -242,3 +242,43 @@ async fn copy(blobs: &LocalBlobs, file: std::fs::File, min_free: u64) -> Result<
     }
     Ok(BlobSink::finish(writer).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{'filename': '../a\u202eb.txt', 'size': 2, 'timestamp-upload': 1000,
+    /// 'timestamp-download': 2000, 'timestamp-max-life': 3000, 'locked': True, ...}`, protocol 2.
+    const META: &[u8] = b"\x80\x02}q\x00(X\x08\x00\x00\x00filenameq\x01X\x0c\x00\x00\x00../a\xe2\x80\xaeb.txtq\x02X\x04\x00\x00\x00sizeq\x03K\x02X\x10\x00\x00\x00timestamp-uploadq\x04M\xe8\x03X\x12\x00\x00\x00timestamp-downloadq\x05M\xd0\x07X\x12\x00\x00\x00timestamp-max-lifeq\x06M\xb8\x0bX\x06\x00\x00\x00lockedq\x07\x88X\x08\x00\x00\x00completeq\x08\x88X\x04\x00\x00\x00hashq\x09X\x00\x00\x00\x00q\x0au.";
+
+    fn dry_run(now: i64) -> Target<'static> {
+        Target {
+            store: None,
+            write: None,
+            min_free: 0,
+            antivirus: true,
+            now,
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_times_and_lock_cleans_the_filename_and_skips_the_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("AbCdEfGh.meta"), META).unwrap();
+        std::fs::write(dir.path().join("AbCdEfGh.data"), b"hi").unwrap();
+        let (entries, orphans) = bepasty::list(dir.path()).unwrap();
+        assert!(orphans.is_empty());
+        let Ok(Outcome::WouldImport(item)) = dry_run(2999).import(&entries[0]).await else {
+            panic!("importable before its expiry");
+        };
+        assert_eq!(item.filename, "ab.txt", "no directory, no bidi override");
+        assert_eq!(item.content_type, "application/octet-stream");
+        assert_eq!((item.created_at, item.downloaded_at), (1000, Some(2000)));
+        assert_eq!(item.expires_at, Some(3000));
+        assert!(item.locked && item.scan == Some(ScanState::Scanning));
+        match dry_run(3000).import(&entries[0]).await {
+            Err(Failure::Skip(why)) => assert!(why.starts_with("expired at "), "{why}"),
+            _ => panic!("an expired item is skipped"),
+        }
+    }
+}
