@@ -3,9 +3,13 @@
 # (PyPI), python-magic 0.4.6 (the version whose result is bytes, which 0.3.0 needs for its type
 # guess) and requests (for the OpenSVC agent replay); and tuspy 1.1.0, the tus project's Python
 # client, for tests/tus_clients.rs; prometheus_client 0.26.0, the Prometheus project's Python
-# client, whose text parsers read the scrapes of tests/metrics.rs. Also libmagic1 and python3-venv from
+# client, whose text parsers read the scrapes of tests/metrics.rs; and (in a venv of its own, below)
+# bepasty 1.2.2 for tests/import_bepasty.rs. Also libmagic1 and python3-venv from
 # Debian when they are missing. Idempotent; run as root on a fresh Debian 12 machine.
 # The venv path is $SFX_TEST_VENV (default /tmp/sfx-test-venv), the same variable the tests read.
+# A second venv beside it, $SFX_TEST_VENV-bepasty, holds the bepasty 1.2.2 server itself, whose own
+# upload code writes the storage directory tests/import_bepasty.rs imports: it needs a python-magic
+# newer than the 0.4.6 bepasty-client-cli needs, so the two cannot share a venv.
 # Then: SFX_REQUIRE_PYTHON_CLIENTS=1 cargo test --test rest_clients
 set -eu
 
@@ -36,12 +40,15 @@ if [ -n "$need_apt" ]; then
     [ -n "$python" ] || python=/usr/bin/python3
 fi
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-fi
+for v in "$venv" "$venv-bepasty"; do
+    if [ ! -x "$v/bin/python" ] || ! "$v/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        rm -rf "$v"
+        "$python" -m venv "$v"
+    fi
+done
 "$venv/bin/python" -m pip install --quiet 'bepasty-client-cli==0.3.0' 'python-magic==0.4.6' requests \
     'tuspy==1.1.0' 'prometheus_client==0.26.0'
+"$venv-bepasty/bin/python" -m pip install --quiet 'bepasty==1.2.2'
 
 # Fail here, not in the tests, if the pieces do not load.
 "$venv/bin/python" - <<'EOF'
@@ -57,4 +64,10 @@ assert md.version("bepasty-client-cli") == "0.3.0"
 assert md.version("tuspy") == "1.1.0"
 assert md.version("prometheus_client") == "0.26.0"
 assert isinstance(magic.from_buffer(b"hello world\n", mime=True), bytes)
+EOF
+"$venv-bepasty/bin/python" - <<'EOF'
+import importlib.metadata as md
+from bepasty.app import create_app  # noqa: F401
+print("bepasty", md.version("bepasty"))
+assert md.version("bepasty") == "1.2.2"
 EOF

@@ -54,6 +54,24 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Import a bepasty storage directory (its `<name>.data` and `<name>.meta` files), keeping
+    /// each item's name so old links keep working. Exit status 0 when every item is in sfx
+    /// (imported now or before), 1 when some were skipped, 2 on errors. Refused while a server
+    /// runs on the data directory.
+    ImportBepasty {
+        /// bepasty's STORAGE_FILESYSTEM_DIRECTORY.
+        dir: PathBuf,
+        /// TOML config file (its `data_dir`, `min_free_space`, `audit_log`, `[antivirus]`).
+        #[arg(long, env = "SFX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory, overriding the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Report what would be imported or skipped, changing nothing (no data is copied, so
+        /// bepasty's SHA-256 values are not checked).
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]

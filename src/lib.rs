@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod import;
 pub mod items;
 pub mod links;
 pub mod lock;

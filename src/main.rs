@@ -83,6 +83,34 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::ImportBepasty {
+            dir,
+            config,
+            data_dir,
+            dry_run,
+        } => {
+            let opts = sfx::import::Options { dry_run };
+            let result = load_config(config.as_deref()).and_then(|mut cfg| {
+                if let Some(d) = data_dir {
+                    cfg.data_dir = d;
+                }
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?;
+                let mut out = std::io::stdout().lock();
+                // The import's own errors already name their cause: printed without the chain.
+                rt.block_on(sfx::import::run(&cfg, &dir, opts, &mut out))
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            });
+            // 1 is for skipped items: errors (config, lock, store, disk) are 2.
+            std::process::exit(match result {
+                Ok(summary) => summary.exit_code(),
+                Err(e) => {
+                    eprintln!("sfx import-bepasty: {e:#}");
+                    2
+                }
+            })
+        }
         Command::Link {
             config,
             data_dir,

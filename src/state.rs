@@ -156,7 +156,7 @@ impl State {
 
 /// Mode 0700 for the data directory and 0600 for the files at its top (a data directory made by
 /// an older sfx, or copied in, may have been readable by others).
-fn make_private(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_private(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     for entry in std::fs::read_dir(dir)? {

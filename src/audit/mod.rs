@@ -39,10 +39,12 @@ pub enum Kind {
     LinkRevoked,
     /// An antivirus scan's outcome (clean, infected, not scanned).
     Scan,
+    /// An item imported from a bepasty storage directory (`sfx import-bepasty`).
+    Import,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Startup,
         Kind::LoginSuccess,
         Kind::LoginFailure,
@@ -57,6 +59,7 @@ impl Kind {
         Kind::LinkCreated,
         Kind::LinkRevoked,
         Kind::Scan,
+        Kind::Import,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Kind {
             Kind::Unlock => "unlock",
             Kind::Reload => "reload",
             Kind::Scan => "scan",
+            Kind::Import => "import",
         }
     }
 }
