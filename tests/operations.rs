@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 fn request_id(r: &reqwest::Response) -> String {
     r.headers()["x-request-id"].to_str().unwrap().to_string()
@@ -129,4 +130,61 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
         "the upload's log line carries the id: {text}"
     );
     assert!(!text.contains("support"), "no secret in the logs");
+}
+
+/// On SIGTERM with `shutdown_delay`, `/readyz` answers 503 "shutting down" while sfx still
+/// accepts and serves (a load balancer takes it out first); then it stops accepting and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_shutting_down_before_the_listener_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = binary_config(dir.path(), "shutdown_delay = \"3s\"", "");
+    let bin = Binary::start(&["serve", "--config", config.to_str().unwrap()], &[], None).await;
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_eq!(
+        c.get(bin.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+    bin.signal("TERM");
+    let r = eventually(
+        "readyz says shutting down",
+        Duration::from_secs(5),
+        async || {
+            let r = c
+                .get(bin.url("/readyz"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() == 503 {
+                Ok(r)
+            } else {
+                Err(format!("{}", r.status()))
+            }
+        },
+    )
+    .await;
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["ready"], false);
+    assert_eq!(v["reason"], "shutting down");
+    // Still serving meanwhile, on new connections.
+    let upload = c
+        .put(bin.url("/+upload/late.txt"))
+        .header("Authorization", CUSTOMER_BASIC)
+        .body("still here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    assert_eq!(
+        c.get(bin.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let addr = bin.addr();
+    bin.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after the exit"
+    );
 }

@@ -18,6 +18,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// On SIGTERM, requests in flight may finish for this long; then they are aborted.
     pub shutdown_grace: Duration,
+    /// On SIGTERM, `/readyz` says 503 for this long while sfx still accepts and serves, so a
+    /// load balancer takes the instance out before connections are refused.
+    pub shutdown_delay: Duration,
     /// Uploads in progress from one network (IPv4 /24, IPv6 /48).
     pub max_uploads_per_network: usize,
     /// While upload slots are short, an upload slower than this (bytes per second, measured
@@ -66,6 +69,12 @@ impl super::RawConfig {
                 self.shutdown_grace.take(),
                 "30s",
                 "shutdown_grace",
+                parse_duration,
+            )?,
+            shutdown_delay: field(
+                self.shutdown_delay.take(),
+                "0s",
+                "shutdown_delay",
                 parse_duration,
             )?,
             max_uploads_per_network: self.max_uploads_per_network.take().unwrap_or(128).max(1),

@@ -151,6 +151,7 @@ struct RawConfig {
     header_timeout: Option<String>,
     idle_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    shutdown_delay: Option<String>,
     max_uploads_per_network: Option<usize>,
     min_upload_rate: Option<String>,
     slow_upload_window: Option<String>,

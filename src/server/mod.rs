@@ -37,11 +37,17 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
 }
 
-/// Serves until `shutdown` is cancelled; then stops accepting, lets requests in flight finish for
+/// Serves until `shutdown` is cancelled (and `shutdown_delay` more, while `/readyz` says 503);
+/// then stops accepting, lets requests in flight finish for
 /// `shutdown_grace`, and aborts what is left (a form upload's temp file is removed; a REST
 /// upload stays resumable at its last acknowledged chunk).
 pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    // What the listeners and connections obey: `shutdown`, after `shutdown_delay` of saying
+    // "not ready" while still serving.
+    let stop = CancellationToken::new();
+    let lame_duck = tokio::spawn(lame_duck(Arc::clone(&state), shutdown, stop.clone()));
+    let shutdown = stop;
     let ctx = Arc::new(conn::Ctx::new(
         Arc::clone(&state),
         shutdown.clone(),
@@ -67,6 +73,7 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: Cancellati
         }
     };
     tokio::join!(main, redirect, metrics);
+    lame_duck.abort();
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Release);
@@ -85,4 +92,22 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: Cancellati
             "shutdown: connections still open after the grace period, closing"
         );
     }
+}
+
+/// From `shutdown` on, `/readyz` answers 503; `stop` follows `shutdown_delay` later, so that a
+/// load balancer polling `/readyz` takes the instance out before it refuses connections.
+async fn lame_duck(state: Arc<State>, shutdown: CancellationToken, stop: CancellationToken) {
+    shutdown.cancelled().await;
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Release);
+    let delay = state.config.limits.shutdown_delay;
+    if !delay.is_zero() {
+        tracing::info!(
+            seconds = delay.as_secs_f64(),
+            "shutting down: /readyz answers 503 until the listeners close"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    stop.cancel();
 }
