@@ -175,6 +175,35 @@ async fn the_list_filters_orders_and_pages() {
     }
     assert!(html.contains("3 items matching."), "{html}");
 
+    // Scripts get the same page as JSON (no redirect, even for a long form of the query).
+    let v: serde_json::Value = client()
+        .get(srv.url("/+list?q=case-1&sort=time&per_page=1"))
+        .basic_auth("user", Some(ADMIN))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["total"].as_u64(), v["pages"].as_u64()),
+        (Some(2), Some(2)),
+        "{v}"
+    );
+    assert_eq!(v["items"][0]["name"], "EEEEEEEE");
+    assert_eq!(v["items"][0]["file-meta"]["filename"], "delta.tgz");
+    assert_eq!(v["items"][0]["file-meta"]["locked"], true);
+    assert_eq!(v["next"], "/+list?q=case-1&per_page=1&page=2");
+    let bad = client()
+        .get(srv.url("/+list?sha256=xyz"))
+        .basic_auth("user", Some(ADMIN))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(assert_json_error(bad, 400).await.contains("sha256"));
+
     // What the filter form sends (every field, empty ones too) gets one redirect to the short
     // address; the short address itself does not redirect.
     for (query, short) in [

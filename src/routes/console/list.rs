@@ -3,11 +3,13 @@
 use super::filters::Filters;
 use super::query_pairs;
 use crate::auth::Permission;
+use crate::pages::ItemView;
 use crate::pages::{FilterView, ListPage, Nav, SortLink, render};
+use crate::routes::rest::item_json;
 use crate::routes::{item_views, require};
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
-use crate::store::{Sort, blocking};
+use crate::store::{Item, Sort, blocking};
 use http::StatusCode;
 
 pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
@@ -28,12 +30,17 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     let decoded = |q: &str| -> Vec<(String, String)> {
         form_urlencoded::parse(q.as_bytes()).into_owned().collect()
     };
-    if decoded(canonical.split_once('?').map_or("", |(_, q)| q)) != pairs {
+    let json = req.wants_json();
+    if !json && decoded(canonical.split_once('?').map_or("", |(_, q)| q)) != pairs {
         return Ok(response::redirect(StatusCode::SEE_OTHER, &canonical));
     }
     let query = f.query(who.can(Permission::Admin));
     let result = blocking(&state.store, move |s| s.list(&query)).await?;
     let pages = result.total.div_ceil(f.per_page).max(1);
+    let views = item_views(state, &result.items).await?;
+    if json {
+        return Ok(as_json(&f, &result.items, &views, result.total, pages));
+    }
     let sort_link = |label, sort| SortLink {
         label,
         href: f.sorted_by(sort),
@@ -45,7 +52,7 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
     };
     let page = ListPage {
         nav: Nav::new(&state.config.site_name, &who),
-        items: item_views(state, &result.items).await?,
+        items: views,
         total: result.total,
         page: f.page,
         pages,
@@ -74,4 +81,29 @@ pub async fn page(state: &State, req: Request) -> Result<Response, AppError> {
         },
     };
     Ok(response::html(StatusCode::OK, render(&page)))
+}
+
+/// The same page for scripts (`Accept: application/json`): the items in order, each in the
+/// REST API's shape plus its delivery and alert state, and the link to the next page.
+fn as_json(f: &Filters, items: &[Item], views: &[ItemView], total: u64, pages: u64) -> Response {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .zip(views)
+        .map(|(item, view)| {
+            let mut v = item_json(item);
+            v["name"] = item.name.as_str().into();
+            v["delivery"] = view.delivery.into();
+            v["alert"] = view.alert.clone().into();
+            v
+        })
+        .collect();
+    let body = serde_json::json!({
+        "total": total,
+        "page": f.page,
+        "pages": pages,
+        "per_page": f.per_page,
+        "next": (f.page < pages).then(|| f.href(f.page + 1, f.sort, f.ascending)),
+        "items": items,
+    });
+    response::json(StatusCode::OK, &body)
 }
