@@ -354,6 +354,17 @@ async fn expired_and_revoked_links_answer_410() {
         "{page}"
     );
     assert_eq!(tus_patch(&url, &token, 0, b"0123456789").await, 410);
+    // Its upload in progress was cancelled with the revocation: nothing of it is kept.
+    assert!(
+        srv.state
+            .store
+            .link_items(id, 100)
+            .unwrap()
+            .iter()
+            .all(|(_, deleted)| deleted.is_some()),
+        "an upload of the revoked link is still live"
+    );
+    assert!(srv.partial_files().is_empty(), "{:?}", srv.partial_files());
     let st = curl_status(&[
         "--data-binary",
         "x",

@@ -15,7 +15,7 @@ use crate::pages::{
 };
 use crate::server::{AppError, Request, Response, response};
 use crate::state::State;
-use crate::store::blocking;
+use crate::store::{ItemState, blocking};
 use http::{StatusCode, header};
 
 const PER_PAGE: u64 = 50;
@@ -206,6 +206,7 @@ pub async fn revoke(state: &State, req: Request) -> Result<Response, AppError> {
     .await?;
     if revoked {
         tracing::info!(link = id, "upload link revoked");
+        cancel_uploads(state, id).await?;
     }
     Ok(response::redirect(
         StatusCode::SEE_OTHER,
@@ -251,4 +252,19 @@ pub async fn upload_page(state: &State, req: Request) -> Result<Response, AppErr
         http::HeaderValue::from_static("no-referrer"),
     );
     Ok(resp)
+}
+
+/// A revoked link's uploads still in progress can never finish (every request of theirs now
+/// gets 410): their partial bytes go at once rather than wait for the idle-upload sweeper.
+async fn cancel_uploads(state: &State, id: i64) -> Result<(), AppError> {
+    let items = blocking(&state.store, move |s| s.link_items(id, u64::MAX)).await?;
+    for (item, _) in items
+        .iter()
+        .filter(|(i, deleted)| deleted.is_none() && i.state != ItemState::Complete)
+    {
+        if state.delete_item(&item.name, "link revoked").await? {
+            tracing::info!(link = id, item = %item.name, "cancelled an upload of a revoked link");
+        }
+    }
+    Ok(())
 }
