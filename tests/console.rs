@@ -786,3 +786,51 @@ async fn the_console_works_in_chromium_without_javascript() {
     c.close().await.unwrap();
     srv.stop().await;
 }
+
+/// ZIPs hold a thread each while their client reads: at most 16 at once (then 503 with
+/// `Retry-After`), the rest of the server unaffected, and the places come back when clients go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zips_in_progress_are_capped_and_given_back() {
+    let srv = TestServer::start().await;
+    let size: u64 = 1 << 30;
+    let big = meta_item("ZZZZZZZZ", "big.img", size, sfx::now());
+    std::fs::File::create(srv.stored_path("ZZZZZZZZ"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    srv.state.store.insert(&[big], None).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let resp = get_as(&srv, Some(READER), "/+zip?name=ZZZZZZZZ").await;
+        assert_eq!(resp.status(), 200);
+        held.push(resp); // headers read, body not: the ZIP waits for its reader
+    }
+    let refused = get_as(&srv, Some(READER), "/+zip?name=ZZZZZZZZ").await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.text().await.unwrap().contains("ZIP downloads"));
+    // Pages and downloads go on meanwhile.
+    assert_eq!(page_as(&srv, ADMIN, "/+list").await.0, 200);
+    let ranged = client()
+        .get(srv.url("/ZZZZZZZZ/+download"))
+        .basic_auth("user", Some(READER))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    drop(held);
+    eventually(
+        "a ZIP place is free again",
+        Duration::from_secs(20),
+        async || {
+            let resp = get_as(&srv, Some(READER), "/+zip?name=ZZZZZZZZ").await;
+            match resp.status().as_u16() {
+                200 => Ok(()),
+                s => Err(format!("{s}")),
+            }
+        },
+    )
+    .await;
+    srv.stop().await;
+}

@@ -33,6 +33,12 @@ use tokio::sync::mpsc;
 /// Output chunks handed to the body; a few in flight keep the socket busy.
 const CHUNK: usize = 256 << 10;
 
+/// ZIPs being made at once. Each holds a thread of its own for as long as its client takes to
+/// read it (a thread outside tokio's blocking pool, so slow ZIP readers can never starve the
+/// metadata store's calls); beyond this many, a new one is a 503 with `Retry-After`.
+pub const MAX_ZIPS: usize = 16;
+static ZIPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_ZIPS);
+
 pub async fn download(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Read).await?;
     let client_ip = req.client_ip;
@@ -70,11 +76,29 @@ pub async fn respond(
         let sig = scan_allows(item, override_ok).map_err(|e| naming(item, e))?;
         overridden.push(sig);
     }
+    let Ok(permit) = ZIPS.try_acquire() else {
+        return Err(AppError::Busy(format!(
+            "{MAX_ZIPS} ZIP downloads are being made already; retry in a moment"
+        )));
+    };
     let entries = entries(&items);
     let (pieces_tx, pieces_rx) = mpsc::channel(4);
     let (out_tx, out_rx) = mpsc::channel(4);
-    tokio::spawn(feed(state.blobs.clone(), entries.clone(), pieces_tx));
-    tokio::task::spawn_blocking(move || write_zip(&entries, pieces_rx, out_tx));
+    let writer = {
+        let entries = entries.clone();
+        std::thread::Builder::new()
+            .name("sfx-zip".into())
+            .spawn(move || {
+                let _permit = permit;
+                write_zip(&entries, pieces_rx, out_tx);
+            })
+    };
+    if let Err(e) = writer {
+        return Err(AppError::Internal(format!(
+            "cannot start a ZIP thread: {e}"
+        )));
+    }
+    tokio::spawn(feed(state.blobs.clone(), entries, pieces_tx));
     let count = items.len();
     for (item, sig) in items.iter().zip(overridden) {
         record_download(state, item);
