@@ -115,9 +115,6 @@ fn order(q: &ListQuery) -> String {
 
 pub fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, StoreError> {
     let f = filter(q);
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM items WHERE {}", f.sql))?
-        .query_row(f.refs().as_slice(), |r| r.get(0))?;
     let mut page = f.refs();
     let limit = Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX));
     let offset = Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX));
@@ -131,10 +128,19 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, StoreError> {
         ))?
         .query_map(page.as_slice(), item_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ListPage {
-        items,
-        total: u64::try_from(total).unwrap_or(0),
-    })
+    // A short page that is not past the end tells the total by itself: a search that matches
+    // little (the usual one) then scans the items once, not twice for a count as well
+    // (`q=nomatch`, 100k items: 69 -> 35 ms).
+    let short = (items.len() as u64) < q.limit && (!items.is_empty() || q.offset == 0);
+    let total = if short {
+        q.offset.saturating_add(items.len() as u64)
+    } else {
+        let n: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM items WHERE {}", f.sql))?
+            .query_row(f.refs().as_slice(), |r| r.get(0))?;
+        u64::try_from(n).unwrap_or(0)
+    };
+    Ok(ListPage { items, total })
 }
 
 pub fn deliveries(
