@@ -174,6 +174,17 @@ async fn the_list_filters_orders_and_pages() {
         assert!(html.contains(&format!("href=\"{link}\"")), "{link}: {html}");
     }
     assert!(html.contains("3 items matching."), "{html}");
+    // The total is right whichever way it is found: a short last page, a page past the end.
+    for (query, count) in [
+        ("per_page=2&page=3", "5 items."),
+        ("per_page=2&page=9", "5 items."),
+        ("per_page=10", "5 items."),
+        ("q=case-1", "2 items matching."),
+        ("q=none", "0 items matching."),
+    ] {
+        let (_, html) = page_as(&srv, ADMIN, &format!("/+list?{query}")).await;
+        assert!(html.contains(count), "{query}: {html}");
+    }
 
     // Scripts get the same page as JSON (no redirect, even for a long form of the query).
     let v: serde_json::Value = client()
