@@ -53,6 +53,8 @@ pub struct State {
     pub audit: Audit,
     /// Set when shutdown begins: `/readyz` answers 503 while requests in flight finish.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Places for ZIPs being made (see `routes::console::zip`).
+    pub zips: Arc<tokio::sync::Semaphore>,
     /// Held as long as this state lives: no second server (or `sfx check --repair`) changes
     /// the data directory meanwhile.
     _lock: DataDirLock,
@@ -142,6 +144,9 @@ impl State {
                 limits,
                 audit,
                 draining: std::sync::atomic::AtomicBool::new(false),
+                zips: Arc::new(tokio::sync::Semaphore::new(
+                    crate::routes::console::zip::MAX_ZIPS,
+                )),
                 _lock: lock,
             },
             notes,

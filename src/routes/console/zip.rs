@@ -37,7 +37,6 @@ const CHUNK: usize = 256 << 10;
 /// read it (a thread outside tokio's blocking pool, so slow ZIP readers can never starve the
 /// metadata store's calls); beyond this many, a new one is a 503 with `Retry-After`.
 pub const MAX_ZIPS: usize = 16;
-static ZIPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_ZIPS);
 
 pub async fn download(state: &State, req: Request) -> Result<Response, AppError> {
     let who = require(state, &req, Permission::Read).await?;
@@ -76,7 +75,7 @@ pub async fn respond(
         let sig = scan_allows(item, override_ok).map_err(|e| naming(item, e))?;
         overridden.push(sig);
     }
-    let Ok(permit) = ZIPS.try_acquire() else {
+    let Ok(permit) = std::sync::Arc::clone(&state.zips).try_acquire_owned() else {
         return Err(AppError::Busy(format!(
             "{MAX_ZIPS} ZIP downloads are being made already; retry in a moment"
         )));
