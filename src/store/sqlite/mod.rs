@@ -129,20 +129,6 @@ fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `%`/`_` in a user's search must match themselves.
-pub(super) fn like_pattern(search: &str) -> String {
-    let mut p = String::with_capacity(search.len() + 2);
-    p.push('%');
-    for c in search.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
-
 impl MetaStore for SqliteStore {
     fn insert(&self, items: &[Item], join: Option<&DeliveryJoin>) -> Result<(), StoreError> {
         let mut conn = self.conn();
