@@ -5,10 +5,10 @@
 //! [`blocking`], which runs the call on tokio's blocking pool.
 
 mod audit;
-mod links;
-mod outbox;
 #[cfg(test)]
 mod conformance;
+mod links;
+mod outbox;
 mod postgres;
 mod query;
 mod sql;
@@ -17,8 +17,8 @@ mod sqlite;
 pub use audit::{AuditPage, AuditQuery, AuditStore};
 pub use links::LinkStore;
 pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
-pub use query::{AlertRow, DeliveryPage, DeliverySummary, ItemAlert, ListPage, ListQuery, Sort};
 pub use postgres::{PgStore, redact_url};
+pub use query::{AlertRow, DeliveryPage, DeliverySummary, ItemAlert, ListPage, ListQuery, Sort};
 pub use sqlite::SqliteStore;
 
 use crate::items::ItemName;

@@ -55,7 +55,8 @@ async fn append(
     // Past the highest id ever used: after a removal of the newest records, the gap stays.
     let mut id = high.max(last.as_ref().map_or(0, |l| l.0));
     let mut prev = last.map_or_else(|| GENESIS.to_string(), |l| l.1);
-    let insert = format!("INSERT INTO audit ({FIELDS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    let insert =
+        format!("INSERT INTO audit ({FIELDS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
         id += 1;
@@ -171,8 +172,7 @@ impl AuditStore for PgStore {
 
     fn audit_high_water(&self) -> Result<i64, StoreError> {
         self.run(|c| async move {
-            Ok(c
-                .query_one("SELECT id FROM audit_high_water", &[])
+            Ok(c.query_one("SELECT id FROM audit_high_water", &[])
                 .await?
                 .try_get(0)?)
         })

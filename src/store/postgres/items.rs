@@ -104,7 +104,12 @@ async fn insert_items(c: &impl GenericClient, items: &[Item]) -> Result<(), Stor
     Ok(())
 }
 
-async fn item_names(c: &Client, sql: &str, limit: usize, at: i64) -> Result<Vec<ItemName>, StoreError> {
+async fn item_names(
+    c: &Client,
+    sql: &str,
+    limit: usize,
+    at: i64,
+) -> Result<Vec<ItemName>, StoreError> {
     let rows = c.query(sql, &[&at, &int(limit as u64)]).await?;
     Ok(names_from_rows(&rows)?
         .iter()
@@ -113,7 +118,9 @@ async fn item_names(c: &Client, sql: &str, limit: usize, at: i64) -> Result<Vec<
 }
 
 async fn name_set(c: &Client, sql: &str) -> Result<HashSet<String>, StoreError> {
-    Ok(names_from_rows(&c.query(sql, &[]).await?)?.into_iter().collect())
+    Ok(names_from_rows(&c.query(sql, &[]).await?)?
+        .into_iter()
+        .collect())
 }
 
 impl MetaStore for PgStore {
@@ -127,8 +134,14 @@ impl MetaStore for PgStore {
             }
             if let (Some(join), Some(first)) = (&join, items.first()) {
                 let names: Vec<&ItemName> = items.iter().map(|i| &i.name).collect();
-                outbox::join(&tx, join, &first.uploader, first.reference.as_deref(), &names)
-                    .await?;
+                outbox::join(
+                    &tx,
+                    join,
+                    &first.uploader,
+                    first.reference.as_deref(),
+                    &names,
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(())
@@ -300,8 +313,14 @@ impl MetaStore for PgStore {
                 links::check_limits(&tx, link).await?;
             }
             if let Some(join) = &join {
-                outbox::join(&tx, join, &item.uploader, item.reference.as_deref(), &[&name])
-                    .await?;
+                outbox::join(
+                    &tx,
+                    join,
+                    &item.uploader,
+                    item.reference.as_deref(),
+                    &[&name],
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(())

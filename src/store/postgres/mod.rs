@@ -51,7 +51,9 @@ impl PgStore {
             .thread_name("sfx-postgres")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Backend(format!("cannot start the PostgreSQL runtime: {e}")))?;
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot start the PostgreSQL runtime: {e}"))
+            })?;
         let manager = Manager::from_config(
             config,
             NoTls,

@@ -158,7 +158,8 @@ async fn delivery(c: &impl GenericClient, id: i64) -> Result<Option<Delivery>, S
     else {
         return Ok(None);
     };
-    let sql = format!("SELECT {COLUMNS} FROM items WHERE delivery_id = $1 ORDER BY created_at, seq");
+    let sql =
+        format!("SELECT {COLUMNS} FROM items WHERE delivery_id = $1 ORDER BY created_at, seq");
     let items = items_from_rows(&c.query(sql.as_str(), &[&id]).await?)?;
     let deleted = c
         .query(
@@ -338,9 +339,9 @@ impl Outbox for PgStore {
         limit: u64,
         include_locked: bool,
     ) -> Result<DeliveryPage, StoreError> {
-        self.run(move |c| async move {
-            listing::deliveries(&**c, offset, limit, include_locked).await
-        })
+        self.run(
+            move |c| async move { listing::deliveries(&**c, offset, limit, include_locked).await },
+        )
     }
 
     fn delivery_alerts(&self, id: i64) -> Result<(AlertStatus, Vec<AlertRow>), StoreError> {

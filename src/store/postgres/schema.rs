@@ -163,7 +163,10 @@ pub(super) async fn migrate(conn: &mut Object) -> Result<(), StoreError> {
             "database schema version {version} is newer than this sfx understands ({known})"
         )));
     }
-    for sql in MIGRATIONS.iter().skip(usize::try_from(version).unwrap_or(0)) {
+    for sql in MIGRATIONS
+        .iter()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
         tx.batch_execute(sql).await?;
     }
     tx.execute("UPDATE schema_version SET version = $1", &[&known])

@@ -53,7 +53,7 @@ fn with_database(url: &str, db: &str) -> String {
 
 /// Runs SQL on its own connection, on a thread and runtime of its own (callable anywhere).
 pub(crate) fn execute(url: &str, sql: &str) {
-    let (url, sql) = (url.to_string(), sql.to_string());
+    let (url, text) = (url.to_string(), sql.to_string());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -64,7 +64,7 @@ pub(crate) fn execute(url: &str, sql: &str) {
                 .await
                 .expect("connect to SFX_TEST_POSTGRES_URL");
             let task = tokio::spawn(conn);
-            let res = client.batch_execute(&sql).await;
+            let res = client.batch_execute(&text).await;
             drop(client);
             let _ = task.await;
             res

@@ -23,10 +23,7 @@ fn urls_are_logged_without_their_password() {
 fn an_unreachable_database_is_unavailable() {
     // Nothing listens on port 1 of loopback.
     let err = PgStore::open("postgres://sfx:sfx@127.0.0.1:1/sfx", 2).err();
-    assert!(
-        matches!(err, Some(StoreError::Unavailable(_))),
-        "{err:?}"
-    );
+    assert!(matches!(err, Some(StoreError::Unavailable(_))), "{err:?}");
 }
 
 #[test]
@@ -56,7 +53,10 @@ fn a_removed_newest_record_is_found() {
         &db.url,
         "ALTER TABLE audit DISABLE TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 3;",
     );
-    assert!(matches!(verify(&store).unwrap(), Verdict::Broken { id: 3, .. }));
+    assert!(matches!(
+        verify(&store).unwrap(),
+        Verdict::Broken { id: 3, .. }
+    ));
     let next = store.append_audit("t", &[ev(4)]).unwrap();
     assert_eq!(next[0].id, 4, "the gap stays");
     assert_eq!(

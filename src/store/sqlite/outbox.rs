@@ -1,11 +1,10 @@
 //! Queries of the outbox: deliveries and their per-channel alerts.
 
 use super::{COLUMNS, item_from_row};
-use crate::store::sql::{SCANS_DONE, summarize};
 use crate::items::ItemName;
+use crate::store::sql::{SCANS_DONE, summarize};
 use crate::store::{
-    AlertOutcome, AlertRow, AlertTask, Delivery, DeliveryJoin, ItemAlert, StoreError,
-    Uploader,
+    AlertOutcome, AlertRow, AlertTask, Delivery, DeliveryJoin, ItemAlert, StoreError, Uploader,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
