@@ -893,7 +893,7 @@ fn links_and_their_limits(b: &Backend) {
         it
     };
     let first = through(20, 60);
-    s.insert(&[first.clone()], None).unwrap();
+    s.insert(std::slice::from_ref(&first), None).unwrap();
     assert_eq!(
         s.link_usage(id).unwrap(),
         Usage {

@@ -60,7 +60,6 @@ impl PgStore {
             ManagerConfig {
                 // A connection the server closed (restart, idle timeout) is noticed and replaced.
                 recycling_method: RecyclingMethod::Fast,
-                ..Default::default()
             },
         );
         let pool = Pool::builder(manager)
