@@ -79,3 +79,14 @@ fn a_newer_schema_is_refused() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn calls_and_drops_inside_an_async_context() {
+    use crate::store::MetaStore;
+    let Some(db) = test_db() else { return };
+    // Opening, calling and dropping from a task of another runtime: no nested block_on.
+    let store = PgStore::open(&db.url, 2).unwrap();
+    store.ping().unwrap();
+    assert_eq!(store.live_count().unwrap(), 0);
+    drop(store);
+}
