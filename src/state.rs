@@ -6,7 +6,7 @@ use crate::blobs::{BlobStore, LocalBlobs};
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
 use crate::lock::{DataDirLock, LockError};
-use crate::store::{MetaStore, SqliteStore, StoreError};
+use crate::store::{MetaStore, PgStore, SqliteStore, StoreError};
 use crate::upload::{Admission, AdmissionLimits, Engine, Limits, QuotaLimits, Settings};
 use base64::Engine as _;
 use std::path::Path;
@@ -83,7 +83,7 @@ impl State {
         let book = SecretBook::new(&secrets).map_err(io_err("cannot initialise secrets"))?;
         let signer = Signer::load_or_create(&dir.join("session.key"))
             .map_err(io_err("cannot load the session key"))?;
-        let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&dir.join("sfx.db"))?);
+        let store = open_store(&config)?;
         let audit =
             Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
         let blobs = LocalBlobs::open(&dir).map_err(io_err("cannot open the file store"))?;
@@ -156,6 +156,24 @@ impl State {
     /// Hides an item, then removes its bytes (see [`Engine::delete`]).
     pub async fn delete_item(&self, name: &ItemName, by: &str) -> Result<bool, StoreError> {
         self.engine.delete(name, by).await
+    }
+}
+
+/// The metadata store the configuration names: PostgreSQL with `[metadata] url`, else SQLite
+/// in the data directory.
+pub fn open_store(config: &Config) -> Result<Arc<dyn MetaStore>, StoreError> {
+    match &config.metadata {
+        Some(pg) => {
+            tracing::info!(
+                url = %crate::store::redact_url(&pg.url),
+                max_connections = pg.max_connections,
+                "metadata in PostgreSQL"
+            );
+            Ok(Arc::new(PgStore::open(&pg.url, pg.max_connections)?))
+        }
+        None => Ok(Arc::new(SqliteStore::open(
+            &config.data_dir.join("sfx.db"),
+        )?)),
     }
 }
 

@@ -4,11 +4,13 @@
 mod alerts;
 mod antivirus;
 mod limits;
+mod metadata;
 mod tls;
 mod units;
 
 pub use alerts::{AlertChannel, ChannelKind, Secret, WebhookFormat, wants};
 pub use limits::Limits;
+pub use metadata::Postgres;
 pub use tls::{CertSource, TlsConfig};
 pub use units::{Lifetime, parse_duration, parse_size};
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `[antivirus]`: scan every finished item with clamd; `None`: off.
     pub antivirus: Option<crate::scan::Settings>,
+    /// `[metadata] url`: item metadata in PostgreSQL; `None`: SQLite in `data_dir`.
+    pub metadata: Option<Postgres>,
     /// A plain-HTTP listener that serves only `GET /metrics` (for an internal address).
     pub metrics_listen: Option<SocketAddr>,
     /// With it, `GET /metrics` on the main listener answers to `Authorization: Bearer <token>`
@@ -162,6 +166,7 @@ struct RawConfig {
     audit_log: Option<PathBuf>,
     log_format: Option<LogFormat>,
     antivirus: Option<antivirus::RawAntivirus>,
+    metadata: Option<metadata::RawMetadata>,
     metrics_listen: Option<String>,
     metrics_token: Option<String>,
 }
@@ -347,6 +352,7 @@ impl RawConfig {
             limits,
             audit_log: self.audit_log,
             log_format: self.log_format.unwrap_or_default(),
+            metadata: self.metadata.unwrap_or_default().validate()?,
             antivirus: self
                 .antivirus
                 .map(antivirus::RawAntivirus::validate)

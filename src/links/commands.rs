@@ -6,7 +6,7 @@ use crate::audit::Audit;
 use crate::cli::LinkCommand;
 use crate::config::{ChannelKind, Config};
 use crate::pages::{format_time, human_size};
-use crate::store::{MetaStore, SqliteStore, StoreError};
+use crate::store::{MetaStore, StoreError};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -33,10 +33,10 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
     let db = config.data_dir.join("sfx.db");
-    if !db.is_file() {
+    if config.metadata.is_none() && !db.is_file() {
         return Err(CommandError::NoStore(config.data_dir.clone()));
     }
-    let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(&db)?);
+    let store: Arc<dyn MetaStore> = crate::state::open_store(config)?;
     let audit = Audit::open(store.clone(), config.audit_log.clone())?;
     let now = crate::now();
     match command {

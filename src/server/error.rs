@@ -165,6 +165,14 @@ impl From<StoreError> for AppError {
             StoreError::DiskFull => AppError::InsufficientStorage(
                 "the server's disk is full; nothing was stored".into(),
             ),
+            StoreError::Unavailable(why) => {
+                // The reason (host, driver message) is for the log, not for clients.
+                tracing::warn!(error = %why, "metadata store unavailable");
+                AppError::Busy(
+                    "the metadata database is unreachable; nothing was changed; retry in a moment"
+                        .into(),
+                )
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

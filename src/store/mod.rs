@@ -1,18 +1,23 @@
 //! Item metadata. The [`MetaStore`] trait is what the rest of sfx sees; [`SqliteStore`] is the
-//! embedded implementation (a shared database can implement the same trait later).
+//! embedded implementation, [`PgStore`] the shared one (`[metadata] url`, several instances).
 //!
 //! The trait is synchronous on purpose: implementations block, and async callers go through
 //! [`blocking`], which runs the call on tokio's blocking pool.
 
 mod audit;
+#[cfg(test)]
+mod conformance;
 mod links;
 mod outbox;
+mod postgres;
 mod query;
+mod sql;
 mod sqlite;
 
 pub use audit::{AuditPage, AuditQuery, AuditStore};
 pub use links::LinkStore;
 pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
+pub use postgres::{PgStore, redact_url};
 pub use query::{AlertRow, DeliveryPage, DeliverySummary, ItemAlert, ListPage, ListQuery, Sort};
 pub use sqlite::SqliteStore;
 
@@ -32,6 +37,10 @@ pub enum StoreError {
     DiskFull,
     #[error("metadata store: {0}")]
     Backend(String),
+    /// The database cannot be reached (PostgreSQL down, the network, no free connection in
+    /// time): nothing was changed, and a retry later may succeed.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
     /// The upload link's limits or revocation refuse the items (checked as they are committed).
     #[error("{0}")]
     LinkRefused(crate::links::Refusal),

@@ -2,8 +2,9 @@
 //! and deliveries with their alerts. Every filter value is a bound parameter; the SQL text is
 //! built from fixed pieces only.
 
-use super::outbox::{SCANS_DONE, alert_rows, summarize};
-use super::{COLUMNS, NOT_FOR_ALL, item_from_row, like_pattern};
+use super::outbox::alert_rows;
+use super::{COLUMNS, NOT_FOR_ALL, item_from_row};
+use crate::store::sql::{SCANS_DONE, like_pattern, summarize};
 use crate::store::{
     AlertRow, AlertStatus, DeliveryPage, DeliverySummary, ListPage, ListQuery, Sort, StoreError,
     Uploader,

@@ -36,13 +36,14 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
+        // First: another process may be opening (and migrating) the same database right now.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit that was acknowledged survives a power cut, not just a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        schema::migrate(&conn)?;
+        schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -127,20 +128,6 @@ fn insert_items(conn: &Connection, items: &[Item]) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-/// `%`/`_` in a user's search must match themselves.
-pub(super) fn like_pattern(search: &str) -> String {
-    let mut p = String::with_capacity(search.len() + 2);
-    p.push('%');
-    for c in search.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
 }
 
 impl MetaStore for SqliteStore {

@@ -2,9 +2,9 @@
 
 use super::{COLUMNS, item_from_row};
 use crate::items::ItemName;
+use crate::store::sql::{SCANS_DONE, summarize};
 use crate::store::{
-    AlertOutcome, AlertRow, AlertStatus, AlertTask, Delivery, DeliveryJoin, ItemAlert, StoreError,
-    Uploader,
+    AlertOutcome, AlertRow, AlertTask, Delivery, DeliveryJoin, ItemAlert, StoreError, Uploader,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -58,12 +58,6 @@ pub fn join(
     }
     Ok(())
 }
-
-/// A delivery is not closed (its alert not sent) while one of its live items is being scanned:
-/// the alert tells each file's scan result.
-pub(super) const SCANS_DONE: &str =
-    "NOT EXISTS (SELECT 1 FROM items i WHERE i.delivery_id = deliveries.id
-    AND i.scan = 'scanning' AND i.deleted_at IS NULL)";
 
 pub fn close_due(
     conn: &Connection,
@@ -249,31 +243,6 @@ pub fn alert_rows(conn: &Connection, delivery: i64) -> Result<Vec<AlertRow>, Sto
             })
         })?
         .collect::<Result<_, _>>()?)
-}
-
-/// One line for a delivery's alert over all its channels: the worst state wins.
-pub fn summarize(closed: Option<i64>, scans_done: bool, alerts: &[AlertRow]) -> AlertStatus {
-    let error = |state: &str| {
-        alerts
-            .iter()
-            .find(|a| a.state == state)
-            .map(|a| a.last_error.clone().unwrap_or_default())
-    };
-    if closed.is_none() && !scans_done {
-        AlertStatus::Scanning
-    } else if closed.is_none() {
-        AlertStatus::Collecting
-    } else if alerts.is_empty() {
-        AlertStatus::NoChannel
-    } else if let Some(e) = error("failed") {
-        AlertStatus::Failed(e)
-    } else if let Some(e) = error("failing") {
-        AlertStatus::Failing(e)
-    } else if alerts.iter().all(|a| a.state == "delivered") {
-        AlertStatus::Delivered
-    } else {
-        AlertStatus::Pending
-    }
 }
 
 pub fn trouble(conn: &Connection, gave_up_since: i64) -> Result<(Option<i64>, u64), StoreError> {

@@ -124,19 +124,23 @@ pub(super) const MIGRATIONS: [&str; 7] = [
     CREATE INDEX items_live_uploader ON items (uploader, created_at) WHERE deleted_at IS NULL;",
 ];
 
-pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // IMMEDIATE: the write lock before the version is read, so that processes opening a new
+    // database at once take turns, and the second finds the schema made.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
         return Err(StoreError::Backend(format!(
             "database schema version {version} is newer than this sfx understands ({known})"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
+    if version < known {
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", known)?;
     }
+    tx.commit()?;
     Ok(())
 }
