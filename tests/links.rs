@@ -387,8 +387,10 @@ async fn cli_makes_a_link_beside_the_running_server() {
     let config = write_config(
         &tmp.path().join("cli"),
         &format!(
-            "{}public_url = \"https://files.example.test\"\n",
-            base_toml(&srv.data_dir)
+            "{}public_url = \"https://files.example.test\"\n{}",
+            base_toml(&srv.data_dir),
+            // The server's metadata store, wherever it is.
+            metadata_toml_for(&srv.data_dir).unwrap_or_default()
         ),
     );
     let out = sfx_command(

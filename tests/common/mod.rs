@@ -9,6 +9,7 @@ mod chromium;
 mod clamd;
 mod cut_proxy;
 mod http;
+mod postgres;
 mod python;
 mod raw;
 mod receiver;
@@ -21,8 +22,8 @@ mod wait;
 // script).
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, clamd::*, cut_proxy::*, http::*, python::*, raw::*, receiver::*,
-    smtp::*, tls::*, wait::*,
+    binary::*, chromium::*, clamd::*, cut_proxy::*, http::*, postgres::*, python::*, raw::*,
+    receiver::*, smtp::*, tls::*, wait::*,
 };
 
 use base64::Engine;
@@ -160,7 +161,11 @@ impl TestServer {
 
     /// Full control over the config (no test secrets added).
     pub async fn start_toml(dir: &Path, toml: &str) -> TestServer {
-        let config = sfx::Config::from_toml(toml).expect("test config is valid");
+        let toml = match metadata_toml_for(dir) {
+            Some(metadata) => format!("{toml}{metadata}"),
+            None => toml.to_string(),
+        };
+        let config = sfx::Config::from_toml(&toml).expect("test config is valid");
         let app = sfx::App::bind(config).await.expect("server starts");
         let addr = app.local_addr().expect("bound");
         let scheme = app.scheme();
