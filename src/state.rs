@@ -2,7 +2,7 @@
 
 use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Auth, Lockout, Permission, SecretBook, Signer, write_private};
-use crate::blobs::{BlobStore, LocalBlobs};
+use crate::blobs::{BlobStore, Blobs, LocalBlobs, S3Blobs};
 use crate::config::{Config, SecretCheck, SecretSpec};
 use crate::items::ItemName;
 use crate::lock::{DataDirLock, LockError};
@@ -33,15 +33,13 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupErro
     move |source| StartupError::Io { what, source }
 }
 
-/// The blob store behind the upload engine.
-pub type Blobs = LocalBlobs;
 /// A staged (durable, not yet published) blob of [`Blobs`].
 pub type Blob = <Blobs as BlobStore>::Blob;
 
 pub struct State {
     pub config: Config,
     pub store: Arc<dyn MetaStore>,
-    pub blobs: LocalBlobs,
+    pub blobs: Blobs,
     pub auth: Auth,
     /// The upload engine every upload route goes through.
     pub engine: Arc<Engine<Blobs>>,
@@ -86,8 +84,20 @@ impl State {
         let store = open_store(&config)?;
         let audit =
             Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
-        let blobs = LocalBlobs::open(&dir).map_err(io_err("cannot open the file store"))?;
-        recover(store.as_ref(), &blobs)?;
+        let blobs = match &config.storage {
+            None => {
+                let local = LocalBlobs::open(&dir).map_err(io_err("cannot open the file store"))?;
+                recover(store.as_ref(), &local)?;
+                Blobs::Local(local)
+            }
+            Some(s3) => {
+                tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, prefix = %s3.prefix,
+                    "items' bytes in an object store");
+                let s3 = S3Blobs::open(s3, Arc::clone(&store))
+                    .map_err(io_err("cannot open the object store"))?;
+                Blobs::S3(s3)
+            }
+        };
         if config.antivirus.is_none() {
             release_scans(store.as_ref())?;
         }

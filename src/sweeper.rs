@@ -22,6 +22,11 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
             Ok(n) => tracing::info!(removed = n, "expired items removed"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
+        if let crate::blobs::Blobs::S3(s3) = &state.blobs
+            && s3.clean_up_due()
+        {
+            clean_object_store(&state, s3).await;
+        }
     }
 }
 
@@ -49,5 +54,27 @@ pub async fn sweep_once(state: &State) -> Result<usize, crate::store::StoreError
         if batch < BATCH {
             return Ok(removed);
         }
+    }
+}
+
+/// What crashes left in the object store (see `S3Blobs::clean_up`). Every instance does this,
+/// at most hourly: it only touches what no writer touched for an hour, and removing twice is
+/// harmless.
+async fn clean_object_store(state: &State, s3: &crate::blobs::S3Blobs) {
+    let names = blocking(&state.store, |s| {
+        Ok((s.live_names()?, s.incomplete_names()?))
+    })
+    .await;
+    let (live, incomplete) = match names {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "object store clean-up skipped");
+            return;
+        }
+    };
+    match s3.clean_up(&live, &incomplete).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(removed = n, "removed leftovers in the object store"),
+        Err(e) => tracing::warn!(error = %e, "object store clean-up failed"),
     }
 }

@@ -258,7 +258,7 @@ async fn customer_uploads_and_operator_manages_files_in_chromium() {
         assert_eq!(item.uploader.label, "customers");
         assert_eq!(item.uploader.client_ip, "127.0.0.1");
         assert_eq!(
-            std::fs::read(srv.stored_path(name)).unwrap(),
+            srv.stored_bytes(name).await,
             std::fs::read(path).unwrap(),
             "stored bytes of {filename}"
         );

@@ -164,7 +164,7 @@ async fn check_receipt(
     assert_eq!(meta["filename"], filename, "{meta}");
     assert_eq!(meta["size"], size, "{meta}");
     // Independently of the metadata: the bytes on disk.
-    assert_eq!(external_sha256(&srv.stored_path(&item)), sha);
+    assert_eq!(srv.stored_sha256_external(&item).await, sha);
     item
 }
 

@@ -150,7 +150,7 @@ async fn create_then_append_in_every_interop_version() {
         let item = srv.item(&name).expect("an ordinary item");
         assert_eq!(item.filename, "case 7.tar.gz");
         assert_eq!(item.size, data.len() as u64);
-        assert_eq!(std::fs::read(srv.stored_path(&name)).unwrap(), data);
+        assert_eq!(srv.stored_bytes(&name).await, data);
 
         // Appending to a finished upload is refused with the draft's problem type.
         let (code, _, body) = append(&url, &interop, data.len(), true, "").await;

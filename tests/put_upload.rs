@@ -33,10 +33,7 @@ async fn curl_upload_file_stores_and_prints_the_receipt() {
     let item = srv.item(&name).unwrap();
     assert_eq!(item.sha256, sha);
     assert_eq!(item.reference.as_deref(), Some("CASE-42"));
-    assert_eq!(
-        std::fs::read(srv.stored_path(&name)).unwrap(),
-        std::fs::read(&file).unwrap()
-    );
+    assert_eq!(srv.stored_bytes(&name).await, std::fs::read(&file).unwrap());
 
     // JSON receipt, and a name given in the path (percent-encoded, path tricks sanitized).
     let out = curl(&[

@@ -486,7 +486,7 @@ async fn vendor_agent_one_shot_replay() {
         let dl = download(&srv, &name, Some(READER)).await;
         dl.expect(200);
         assert_eq!(dl.body, tarball);
-        assert_eq!(std::fs::read(srv.stored_path(&name)).unwrap(), tarball);
+        assert_eq!(srv.stored_bytes(&name).await, tarball);
     }
     assert!(srv.partial_files().is_empty());
     srv.stop().await;

@@ -143,7 +143,7 @@ async fn check_item(srv: &TestServer, headers: &Value, file: &Path, filename: &s
         std::fs::metadata(file).unwrap().len(),
         "{meta}"
     );
-    assert_eq!(external_sha256(&srv.stored_path(&item)), sha);
+    assert_eq!(srv.stored_sha256_external(&item).await, sha);
     item
 }
 

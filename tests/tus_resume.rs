@@ -104,7 +104,7 @@ async fn a_broken_patch_keeps_what_arrived() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["sfx-sha256"], sha256_hex(&data).as_str());
     let name = r.headers()["sfx-item"].to_str().unwrap().to_string();
-    assert_eq!(std::fs::read(srv.stored_path(&name)).unwrap(), data);
+    assert_eq!(srv.stored_bytes(&name).await, data);
     assert_eq!(srv.item(&name).unwrap().filename, "big.bin");
 }
 

@@ -50,10 +50,7 @@ async fn vendor_curl_command_stores_exact_bytes() {
     }
 
     // Byte-for-byte: the stored file and a download.
-    assert_eq!(
-        std::fs::read(srv.stored_path(&name)).unwrap(),
-        std::fs::read(&file).unwrap()
-    );
+    assert_eq!(srv.stored_bytes(&name).await, std::fs::read(&file).unwrap());
     let dl = dir.path().join("dl");
     let got = curl(&[
         "-sS",
@@ -129,10 +126,7 @@ async fn several_files_in_one_request() {
         assert_eq!(it.comment.as_deref(), Some("two files"));
         let src = if it.filename == "a.log" { &a } else { &b };
         assert_eq!(it.sha256, external_sha256(src));
-        assert_eq!(
-            std::fs::read(srv.stored_path(n)).unwrap(),
-            std::fs::read(src).unwrap()
-        );
+        assert_eq!(srv.stored_bytes(n).await, std::fs::read(src).unwrap());
     }
     srv.stop().await;
 }
@@ -190,10 +184,7 @@ async fn paste_and_lifetime_fields() {
         ("notes.md", "text/markdown", 17)
     );
     assert_eq!(it.expires_at.unwrap() - it.created_at, 7200);
-    assert_eq!(
-        std::fs::read(srv.stored_path(&name)).unwrap(),
-        b"line one\nline two"
-    );
+    assert_eq!(srv.stored_bytes(&name).await, b"line one\nline two");
     // A paste without a filename gets bepasty's <name>.txt.
     let out = curl(&["-sS", "-i", "-F", "text=x", &url]).await;
     let name = name_from_location(&single_location(&out));

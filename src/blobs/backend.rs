@@ -48,6 +48,11 @@ pub trait BlobStore: Clone + Send + Sync + 'static {
         &self,
         min_free: u64,
     ) -> impl Future<Output = Result<Self::NewWriter, BlobError>> + Send;
+    /// The name a staged blob is already written under, if the backend chose one (an object
+    /// store has no rename): the engine tries it first.
+    fn staged_name(_blob: &Self::Blob) -> Option<ItemName> {
+        None
+    }
     /// Publishes a staged blob under `name`, never replacing anything: `Ok(Err(blob))` hands it
     /// back when the name is taken. Durable only after [`BlobStore::sync_published`].
     fn publish(
@@ -75,10 +80,19 @@ pub trait BlobStore: Clone + Send + Sync + 'static {
         name: &ItemName,
         len: u64,
     ) -> impl Future<Output = io::Result<Sha256>> + Send;
-    /// Publishes a complete partial blob under its own name (durably, never clobbering).
-    fn publish_partial(&self, name: &ItemName) -> impl Future<Output = io::Result<()>> + Send;
+    /// Publishes a complete partial blob of `size` bytes under its own name (durably, never
+    /// clobbering).
+    fn publish_partial(
+        &self,
+        name: &ItemName,
+        size: u64,
+    ) -> impl Future<Output = io::Result<()>> + Send;
     /// Undoes [`BlobStore::publish_partial`] when the completion could not be recorded.
-    fn unpublish_partial(&self, name: &ItemName) -> impl Future<Output = io::Result<()>> + Send;
+    fn unpublish_partial(
+        &self,
+        name: &ItemName,
+        size: u64,
+    ) -> impl Future<Output = io::Result<()>> + Send;
     /// Removes an item's blob, published or partial; a missing one is not an error.
     fn remove(&self, name: &ItemName) -> impl Future<Output = io::Result<()>> + Send;
     /// `len` bytes of a published blob from `start`.
@@ -164,12 +178,12 @@ impl BlobStore for LocalBlobs {
         off(move || super::hash_file(&path, Some(len))).await
     }
 
-    async fn publish_partial(&self, name: &ItemName) -> io::Result<()> {
+    async fn publish_partial(&self, name: &ItemName, _size: u64) -> io::Result<()> {
         let (this, name) = (self.clone(), name.clone());
         off(move || this.finish_partial(&name)).await
     }
 
-    async fn unpublish_partial(&self, name: &ItemName) -> io::Result<()> {
+    async fn unpublish_partial(&self, name: &ItemName, _size: u64) -> io::Result<()> {
         let (this, name) = (self.clone(), name.clone());
         off(move || this.reopen_partial(&name)).await
     }

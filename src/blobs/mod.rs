@@ -8,11 +8,15 @@
 //! ```
 //! Files are only ever addressed by server-generated [`ItemName`]s, never by client input.
 
+mod any;
 mod backend;
 mod pool;
+pub mod s3;
 mod writer;
 
+pub use any::{AnyBlob, Blobs};
 pub use backend::{BlobSink, BlobStore, ByteStream};
+pub use s3::S3Blobs;
 pub use writer::{Appended, BlobWriter, Finished, Written};
 
 use crate::items::ItemName;
@@ -34,6 +38,12 @@ pub enum BlobError {
     LowSpace,
     #[error("the upload was abandoned")]
     Aborted,
+    /// The object store or the ledger cannot be reached: nothing new was stored.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Another instance is writing to this upload (it holds the lease).
+    #[error("another server is writing to this upload")]
+    Busy,
     #[error("storage I/O error: {0}")]
     Io(io::Error),
 }

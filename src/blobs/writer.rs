@@ -50,6 +50,8 @@ pub struct Written<T = TempPath> {
 pub struct Appended {
     pub written: u64,
     pub hasher: Sha256,
+    /// Held until the caller is done with the upload (an object store's lease on it).
+    pub hold: Option<Box<dyn Send>>,
 }
 
 /// What [`BlobWriter::finish`] makes of the finished file.
@@ -77,6 +79,7 @@ impl Finished for Appended {
         Ok(Appended {
             written: end - start,
             hasher,
+            hold: None,
         })
     }
 }

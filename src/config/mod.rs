@@ -5,12 +5,14 @@ mod alerts;
 mod antivirus;
 mod limits;
 mod metadata;
+mod storage;
 mod tls;
 mod units;
 
 pub use alerts::{AlertChannel, ChannelKind, Secret, WebhookFormat, wants};
 pub use limits::Limits;
 pub use metadata::Postgres;
+pub use storage::S3;
 pub use tls::{CertSource, TlsConfig};
 pub use units::{Lifetime, parse_duration, parse_size};
 
@@ -103,6 +105,8 @@ pub struct Config {
     pub antivirus: Option<crate::scan::Settings>,
     /// `[metadata] url`: item metadata in PostgreSQL; `None`: SQLite in `data_dir`.
     pub metadata: Option<Postgres>,
+    /// `[storage] kind = "s3"`: the bytes in an object store; `None`: files in `data_dir`.
+    pub storage: Option<S3>,
     /// A plain-HTTP listener that serves only `GET /metrics` (for an internal address).
     pub metrics_listen: Option<SocketAddr>,
     /// With it, `GET /metrics` on the main listener answers to `Authorization: Bearer <token>`
@@ -167,6 +171,7 @@ struct RawConfig {
     log_format: Option<LogFormat>,
     antivirus: Option<antivirus::RawAntivirus>,
     metadata: Option<metadata::RawMetadata>,
+    storage: Option<storage::RawStorage>,
     metrics_listen: Option<String>,
     metrics_token: Option<String>,
 }
@@ -353,6 +358,7 @@ impl RawConfig {
             audit_log: self.audit_log,
             log_format: self.log_format.unwrap_or_default(),
             metadata: self.metadata.unwrap_or_default().validate()?,
+            storage: self.storage.unwrap_or_default().validate()?,
             antivirus: self
                 .antivirus
                 .map(antivirus::RawAntivirus::validate)

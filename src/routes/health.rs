@@ -78,6 +78,6 @@ pub async fn ready(state: &State, _req: Request) -> Result<Response, AppError> {
 fn has_room(state: &State) -> bool {
     state
         .blobs
-        .free_space()
+        .free_space_now()
         .is_ok_and(|f| f >= state.config.min_free_space)
 }

@@ -51,7 +51,7 @@ async fn snapshot(state: &State) -> Snapshot {
     })
     .await;
     let blobs = state.blobs.clone();
-    let free = tokio::task::spawn_blocking(move || blobs.free_space().ok())
+    let free = tokio::task::spawn_blocking(move || blobs.free_space_now().ok())
         .await
         .ok()
         .flatten();

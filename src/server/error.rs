@@ -188,6 +188,15 @@ impl From<BlobError> for AppError {
                 "not enough free space on the server; nothing was stored".into(),
             ),
             BlobError::Aborted => AppError::interrupted(),
+            BlobError::Unavailable(why) => {
+                tracing::warn!(error = %why, "blob store unavailable");
+                AppError::Busy(format!(
+                    "the storage is unreachable; nothing more was stored; retry in a moment ({why})"
+                ))
+            }
+            BlobError::Busy => {
+                AppError::Busy("another server is writing to this upload; retry in a moment".into())
+            }
             BlobError::Io(e) => AppError::Internal(format!("storage: {e}")),
         }
     }

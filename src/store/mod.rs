@@ -7,6 +7,7 @@
 mod audit;
 #[cfg(test)]
 mod conformance;
+pub mod ledger;
 mod links;
 mod outbox;
 mod postgres;
@@ -15,6 +16,7 @@ mod sql;
 mod sqlite;
 
 pub use audit::{AuditPage, AuditQuery, AuditStore};
+pub use ledger::Ledger;
 pub use links::LinkStore;
 pub use outbox::{AlertOutcome, AlertStatus, AlertTask, Delivery, DeliveryJoin, Outbox};
 pub use postgres::{PgStore, redact_url};
@@ -124,7 +126,7 @@ pub struct Transaction {
     pub updated_at: i64,
 }
 
-pub trait MetaStore: Outbox + AuditStore + LinkStore + Send + Sync {
+pub trait MetaStore: Outbox + AuditStore + LinkStore + Ledger + Send + Sync {
     /// Makes items visible, all or none (one transaction), joining them to a delivery.
     fn insert(&self, items: &[Item], join: Option<&DeliveryJoin>) -> Result<(), StoreError>;
     /// True if the name was ever used (deleted names are never handed out again).

@@ -46,3 +46,26 @@ pub(crate) fn summarize(closed: Option<i64>, scans_done: bool, alerts: &[AlertRo
         AlertStatus::Pending
     }
 }
+
+/// The tail bytes of a ledger from `from` to `to` out of its rows `(start, bytes)` in order;
+/// a gap or an overlap means the ledger is damaged.
+pub(crate) fn join_tail(
+    key: &str,
+    from: u64,
+    to: u64,
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<Vec<u8>, super::StoreError> {
+    let mut tail = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0));
+    for (start, bytes) in rows {
+        if u64::try_from(start).ok() != Some(from + tail.len() as u64) {
+            break;
+        }
+        tail.extend_from_slice(&bytes);
+    }
+    if from + tail.len() as u64 != to {
+        return Err(super::StoreError::Backend(format!(
+            "ledger of {key}: the tail from {from} to {to} is incomplete"
+        )));
+    }
+    Ok(tail)
+}

@@ -13,6 +13,7 @@ mod postgres;
 mod python;
 mod raw;
 mod receiver;
+pub mod s3;
 mod smtp;
 mod tls;
 mod wait;
@@ -165,6 +166,10 @@ impl TestServer {
             Some(metadata) => format!("{toml}{metadata}"),
             None => toml.to_string(),
         };
+        let toml = match s3::storage_toml_for(dir) {
+            Some(storage) => format!("{toml}{storage}"),
+            None => toml,
+        };
         let config = sfx::Config::from_toml(&toml).expect("test config is valid");
         let app = sfx::App::bind(config).await.expect("server starts");
         let addr = app.local_addr().expect("bound");
@@ -192,19 +197,68 @@ impl TestServer {
         self._tmp
     }
 
-    /// Files in `<data_dir>/files`.
+    /// Files in `<data_dir>/files` (with S3: where its objects would be, one per object).
     pub fn stored_files(&self) -> Vec<PathBuf> {
-        list_dir(&self.data_dir.join("files"))
+        match &self.state.blobs {
+            sfx::blobs::Blobs::Local(_) => list_dir(&self.data_dir.join("files")),
+            sfx::blobs::Blobs::S3(s3) => {
+                let s3 = s3.clone();
+                let names = on_own_runtime(async move { s3.list().await.expect("S3 list") });
+                let dir = self.data_dir.join("files");
+                names.iter().map(|n| dir.join(n.as_str())).collect()
+            }
+        }
     }
 
-    /// Files in `<data_dir>/tmp`.
+    /// Files in `<data_dir>/tmp` (none with S3: uploads stream into multipart uploads).
     pub fn temp_files(&self) -> Vec<PathBuf> {
         list_dir(&self.data_dir.join("tmp"))
     }
 
-    /// Files in `<data_dir>/partial` (incomplete REST uploads).
+    /// Files in `<data_dir>/partial` (incomplete REST uploads; with S3, one per incomplete
+    /// item).
     pub fn partial_files(&self) -> Vec<PathBuf> {
-        list_dir(&self.data_dir.join("partial"))
+        match &self.state.blobs {
+            sfx::blobs::Blobs::Local(_) => list_dir(&self.data_dir.join("partial")),
+            sfx::blobs::Blobs::S3(_) => {
+                let dir = self.data_dir.join("partial");
+                let mut v: Vec<PathBuf> = (self.state.store.incomplete_names())
+                    .expect("store")
+                    .iter()
+                    .map(|n| dir.join(n))
+                    .collect();
+                v.sort();
+                v
+            }
+        }
+    }
+
+    /// `sha256sum` of item `name`'s stored bytes (copied out of an object store first).
+    pub async fn stored_sha256_external(&self, name: &str) -> String {
+        if matches!(self.state.blobs, sfx::blobs::Blobs::Local(_)) {
+            return external_sha256(&self.stored_path(name));
+        }
+        let copy = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(copy.path(), self.stored_bytes(name).await).expect("write copy");
+        external_sha256(copy.path())
+    }
+
+    /// The stored bytes of item `name`, from whichever blob store the server has.
+    pub async fn stored_bytes(&self, name: &str) -> Vec<u8> {
+        use futures_util::StreamExt;
+        use sfx::blobs::BlobStore;
+        let item = sfx::items::ItemName::parse(name).expect("an item name");
+        let mut stream = self
+            .state
+            .blobs
+            .read_range(&item, 0, u64::MAX / 2)
+            .await
+            .expect("the item's bytes");
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.expect("reading the item"));
+        }
+        out
     }
 
     /// Where item `name` keeps its bytes: `<data_dir>/files/<name>`.
@@ -367,4 +421,20 @@ pub fn header_value(head: &str, name: &str) -> Option<String> {
             .eq_ignore_ascii_case(name)
             .then(|| v.trim().to_string())
     })
+}
+
+/// Runs `f` to its end on a runtime of its own, on a thread of its own (callable from sync
+/// code inside a test's runtime).
+pub fn on_own_runtime<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    })
+    .join()
+    .expect("runtime thread")
 }

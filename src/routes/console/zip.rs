@@ -16,7 +16,7 @@
 use super::{FORM_LIMIT, names, query_pairs};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{Permission, Principal};
-use crate::blobs::{BlobStore, LocalBlobs};
+use crate::blobs::{BlobStore, Blobs};
 use crate::items::{ItemName, sanitize_filename};
 use crate::routes::download::{record_download, scan_allows};
 use crate::routes::{require, small_form, visible_item};
@@ -212,7 +212,7 @@ enum Piece {
 /// Reads each item's blob in order; stops at the first failure (after saying so) or when the
 /// writer is gone (the client left).
 async fn feed(
-    blobs: LocalBlobs,
+    blobs: Blobs,
     entries: std::sync::Arc<[Entry]>,
     tx: mpsc::Sender<Result<Piece, String>>,
 ) {

@@ -2,7 +2,7 @@
 //! File parts are streamed to disk as they arrive; only small fields are held in memory.
 
 use crate::auth::{Permission, Principal, Source};
-use crate::blobs::Written;
+use crate::blobs::{BlobSink, Written};
 use crate::server::{AppError, Request};
 use crate::state::{Blob, State};
 use crate::upload::{ReceiveError, Staged, Ticket, receive_chunk};

@@ -11,6 +11,7 @@
 
 mod audit;
 mod items;
+mod ledger;
 mod links;
 mod listing;
 mod outbox;

@@ -14,7 +14,7 @@ use deadpool_postgres::Object;
 /// time wait, then find the schema up to date.
 const MIGRATION_LOCK: i64 = 0x5346_5800_0000_0001;
 
-pub(super) const MIGRATIONS: [&str; 7] = [
+pub(super) const MIGRATIONS: [&str; 8] = [
     // 1: items
     r#"CREATE TABLE items (
         name          TEXT COLLATE "C" PRIMARY KEY,
@@ -135,6 +135,35 @@ pub(super) const MIGRATIONS: [&str; 7] = [
     CREATE INDEX items_live_sha256 ON items (sha256) WHERE deleted_at IS NULL;
     CREATE INDEX items_live_client ON items (client_ip, created_at) WHERE deleted_at IS NULL;
     CREATE INDEX items_live_uploader ON items (uploader, created_at) WHERE deleted_at IS NULL;",
+    // 8: the ledger of uploads into an object store (src/store/ledger.rs).
+    "CREATE TABLE blob_uploads (
+        key         TEXT PRIMARY KEY,
+        upload_id   TEXT,
+        resumable   BOOLEAN NOT NULL,
+        published   BOOLEAN NOT NULL DEFAULT false,
+        owner       TEXT,
+        lease_until BIGINT,
+        touched_at  BIGINT NOT NULL
+    );
+    CREATE INDEX blob_uploads_touched ON blob_uploads (touched_at);
+    CREATE TABLE blob_parts (
+        key    TEXT NOT NULL REFERENCES blob_uploads (key) ON DELETE CASCADE,
+        number BIGINT NOT NULL,
+        etag   TEXT NOT NULL,
+        PRIMARY KEY (key, number)
+    );
+    CREATE TABLE blob_tails (
+        key   TEXT NOT NULL REFERENCES blob_uploads (key) ON DELETE CASCADE,
+        start BIGINT NOT NULL,
+        bytes BYTEA NOT NULL,
+        PRIMARY KEY (key, start)
+    );
+    CREATE TABLE blob_points (
+        key  TEXT NOT NULL REFERENCES blob_uploads (key) ON DELETE CASCADE,
+        at   BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        PRIMARY KEY (key, at)
+    );",
 ];
 
 /// Brings the schema up to date in one transaction under [`MIGRATION_LOCK`]; refuses a

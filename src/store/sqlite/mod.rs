@@ -2,6 +2,7 @@
 //! [`uploads`], the schema and its migrations in [`schema`].
 
 mod audit;
+mod ledger;
 mod links;
 mod listing;
 mod outbox;

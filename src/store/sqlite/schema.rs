@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 7] = [
+pub(super) const MIGRATIONS: [&str; 8] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -122,7 +122,39 @@ pub(super) const MIGRATIONS: [&str; 7] = [
     CREATE INDEX items_live_sha256 ON items (sha256) WHERE deleted_at IS NULL;
     CREATE INDEX items_live_client ON items (client_ip, created_at) WHERE deleted_at IS NULL;
     CREATE INDEX items_live_uploader ON items (uploader, created_at) WHERE deleted_at IS NULL;",
+    // 8: the ledger of uploads into an object store (src/store/ledger.rs).
+    LEDGER,
 ];
+
+/// Migration 8, the same on PostgreSQL but for its types.
+const LEDGER: &str = "CREATE TABLE blob_uploads (
+        key         TEXT PRIMARY KEY,
+        upload_id   TEXT,
+        resumable   INTEGER NOT NULL,
+        published   INTEGER NOT NULL DEFAULT 0,
+        owner       TEXT,
+        lease_until INTEGER,
+        touched_at  INTEGER NOT NULL
+    );
+    CREATE INDEX blob_uploads_touched ON blob_uploads (touched_at);
+    CREATE TABLE blob_parts (
+        key    TEXT NOT NULL REFERENCES blob_uploads (key) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        etag   TEXT NOT NULL,
+        PRIMARY KEY (key, number)
+    );
+    CREATE TABLE blob_tails (
+        key   TEXT NOT NULL REFERENCES blob_uploads (key) ON DELETE CASCADE,
+        start INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (key, start)
+    );
+    CREATE TABLE blob_points (
+        key  TEXT NOT NULL REFERENCES blob_uploads (key) ON DELETE CASCADE,
+        at   INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (key, at)
+    );";
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // IMMEDIATE: the write lock before the version is read, so that processes opening a new

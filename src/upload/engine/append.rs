@@ -140,6 +140,18 @@ impl<B: BlobStore> Engine<B> {
                 Box::new(file_lock),
             )
             .await?;
+        // With several instances, another one may have moved the upload on between the read
+        // above and the blob store's lease (taken by `append`): check again under it.
+        let n = name.clone();
+        let now_stored = blocking(&self.store, move |s| s.upload(&n))
+            .await?
+            .map(|t| (t.item.size, t.item.state));
+        match now_stored {
+            Some((size, ItemState::Incomplete)) if size == stored => {}
+            Some((_, ItemState::Complete)) => return Err(UploadError::Completed),
+            Some((size, _)) => return Err(UploadError::OffsetMismatch { stored: size }),
+            None => return Err(UploadError::UnknownUpload),
+        }
         let bounds = Bounds {
             encoding: chunk.encoding,
             max_body: chunk.max_body,
@@ -267,14 +279,14 @@ impl<B: BlobStore> Engine<B> {
             item.reference.as_deref(),
         )?;
         let scan = self.scan_at_completion(item).await?;
-        self.blobs.publish_partial(&name).await?;
+        self.blobs.publish_partial(&name, size).await?;
         let (n, sha) = (name.clone(), sha256.clone());
         let recorded = blocking(&self.store, move |s| {
             s.complete_upload(&n, size, &sha, now, Some(&join))
         })
         .await;
         if let Err(e) = recorded {
-            if let Err(undo) = self.blobs.unpublish_partial(&name).await {
+            if let Err(undo) = self.blobs.unpublish_partial(&name, size).await {
                 tracing::error!(item = %name, error = %undo, "could not move an upload back");
             }
             return Err(e.into());

@@ -122,6 +122,16 @@ impl<B: BlobStore> Engine<B> {
 
     /// Publishes a staged blob under a fresh, never-used name.
     async fn place(&self, mut blob: B::Blob) -> Result<ItemName, UploadError> {
+        // An object store's staged blob already has its name: if it was never used, it is it.
+        if let Some(name) = B::staged_name(&blob) {
+            let n = name.clone();
+            if !blocking(&self.store, move |s| s.name_used(&n)).await? {
+                match self.blobs.publish(blob, &name).await? {
+                    Ok(()) => return Ok(name),
+                    Err(back) => blob = back,
+                }
+            }
+        }
         for _ in 0..NAME_ATTEMPTS {
             let name = self.unused_name().await?;
             match self.blobs.publish(blob, &name).await? {

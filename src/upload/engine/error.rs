@@ -49,11 +49,20 @@ pub enum UploadError {
     #[error("a quota or the store's size limit was reached")]
     Limit(Limit),
     #[error(transparent)]
-    Blob(#[from] BlobError),
+    Blob(BlobError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<BlobError> for UploadError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Busy => UploadError::Busy,
+            other => UploadError::Blob(other),
+        }
+    }
 }
 
 impl From<std::io::Error> for UploadError {

@@ -26,7 +26,7 @@ pub use text::{clean_comment, clean_reference};
 use super::resumable::{Resumable, new_token, token_hash};
 use super::{Limits, Ticket};
 use crate::audit::Audit;
-use crate::blobs::{BlobSink, BlobStore, LocalBlobs, Written};
+use crate::blobs::{BlobSink, BlobStore, Blobs, Written};
 use crate::items::{ItemName, content_type_for, fallback_filename, sanitize_filename};
 use crate::scan::ScanState;
 use crate::store::{Item, ItemState, MetaStore, StoreError, Transaction, Uploader, blocking};
@@ -51,7 +51,7 @@ pub struct Settings {
     pub antivirus: bool,
 }
 
-pub struct Engine<B: BlobStore = LocalBlobs> {
+pub struct Engine<B: BlobStore = Blobs> {
     store: Arc<dyn MetaStore>,
     blobs: B,
     resumable: Resumable,
