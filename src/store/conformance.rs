@@ -11,6 +11,9 @@ use crate::audit::{AuditEvent, GENESIS, Kind, Verdict, verify};
 use crate::links::{NewLink, Refusal, Usage};
 use std::sync::Arc;
 
+mod ledger;
+use ledger::{ledger_commits_and_rolls_back, ledger_leases_are_exclusive};
+
 pub(crate) struct Backend {
     open: Box<dyn Fn() -> Arc<dyn MetaStore> + Send + Sync>,
     /// Kept until the test ends (the database is dropped with it).
@@ -92,6 +95,8 @@ conformance!(
     concurrent_audit_appends_chain,
     links_and_their_limits,
     migrations_run_twice_and_concurrently,
+    ledger_commits_and_rolls_back,
+    ledger_leases_are_exclusive,
 );
 
 pub(crate) fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> Item {

@@ -18,10 +18,22 @@ pub fn metadata_toml_for(data_dir: &Path) -> Option<String> {
     if std::env::var("SFX_TEST_STORE").as_deref() != Ok("postgres") {
         return None;
     }
-    let admin = std::env::var("SFX_TEST_POSTGRES_URL")
-        .expect("SFX_TEST_STORE=postgres needs SFX_TEST_POSTGRES_URL");
-    // One name per data directory (its path is unique while the test runs).
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(data_dir.as_os_str().as_encoded_bytes());
+    Some(database_toml(data_dir))
+}
+
+/// The test PostgreSQL server's admin URL (`SFX_TEST_POSTGRES_URL`), if there is one.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("SFX_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A `[metadata]` table for a database of `key`'s own (made on first use, dropped at exit):
+/// servers given the same key share it.
+pub fn database_toml(key: &Path) -> String {
+    let admin = postgres_url().expect("PostgreSQL tests need SFX_TEST_POSTGRES_URL");
+    // One name per key (a data directory's path is unique while the test runs).
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_os_str().as_encoded_bytes());
     let name = format!("sfx_it_{}", &hex::encode(digest)[..24]);
     let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
     if !made.iter().any(|(_, n)| *n == name) {
@@ -36,9 +48,7 @@ pub fn metadata_toml_for(data_dir: &Path) -> Option<String> {
         });
     }
     let (server, _) = admin.rsplit_once('/').expect("a postgres://…/db URL");
-    Some(format!(
-        "\n[metadata]\nurl = \"{server}/{name}\"\nmax_connections = 8\n"
-    ))
+    format!("\n[metadata]\nurl = \"{server}/{name}\"\nmax_connections = 8\n")
 }
 
 extern "C" fn drop_databases() {
