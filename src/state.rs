@@ -79,9 +79,20 @@ impl State {
             None => default_secrets(&dir, &mut notes)?,
         };
         let book = SecretBook::new(&secrets).map_err(io_err("cannot initialise secrets"))?;
-        let signer = Signer::load_or_create(&dir.join("session.key"))
-            .map_err(io_err("cannot load the session key"))?;
         let store = open_store(&config)?;
+        let signer = if config.metadata.is_some() {
+            // Several instances: an operator's login on one is valid on all.
+            let mut candidate = [0u8; 32];
+            getrandom::fill(&mut candidate).map_err(|e| StartupError::Io {
+                what: "random".into(),
+                source: std::io::Error::other(e),
+            })?;
+            let key = store.shared_key("session", &candidate)?;
+            Signer::from_key(&key).map_err(io_err("the shared session key"))?
+        } else {
+            Signer::load_or_create(&dir.join("session.key"))
+                .map_err(io_err("cannot load the session key"))?
+        };
         let audit =
             Audit::open(store.clone(), config.audit_log.clone()).map_err(io_err("audit_log"))?;
         let blobs = match &config.storage {

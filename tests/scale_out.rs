@@ -330,6 +330,18 @@ async fn instances_share_items_listings_and_one_alert() {
         listing(&b).await,
         "the same listing on both"
     );
+    // An operator logged in on A is logged in on B (one session key, in the database).
+    let login = post_login(&client(), &a, &[("token", ADMIN)]).await;
+    let cookie = response_header(&login, "set-cookie");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = http()
+        .get(b.url("/+list"))
+        .header("Cookie", &cookie)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "B knows A's session");
     // One delivery, one alert (whichever instance sends it), naming all three files.
     wait_until("the alert", Duration::from_secs(30), || {
         !rx.hits("/d").is_empty()

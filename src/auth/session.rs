@@ -31,6 +31,14 @@ pub struct Signer {
 
 impl Signer {
     /// Loads the key from `path`, creating it (mode 0600) on first start.
+    /// A signer of a key kept elsewhere (the shared metadata store); 32 bytes.
+    pub fn from_key(bytes: &[u8]) -> io::Result<Signer> {
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| io::Error::other("a session key must hold exactly 32 bytes"))?;
+        Ok(Signer { key })
+    }
+
     pub fn load_or_create(path: &Path) -> io::Result<Signer> {
         match std::fs::read(path) {
             Ok(bytes) => {

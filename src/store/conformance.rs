@@ -11,8 +11,10 @@ use crate::audit::{AuditEvent, GENESIS, Kind, Verdict, verify};
 use crate::links::{NewLink, Refusal, Usage};
 use std::sync::Arc;
 
-mod ledger;
-use ledger::{ledger_commits_and_rolls_back, ledger_leases_are_exclusive};
+mod cluster;
+use cluster::{
+    ledger_commits_and_rolls_back, ledger_leases_are_exclusive, shared_keys_keep_the_first,
+};
 
 pub(crate) struct Backend {
     open: Box<dyn Fn() -> Arc<dyn MetaStore> + Send + Sync>,
@@ -97,6 +99,7 @@ conformance!(
     migrations_run_twice_and_concurrently,
     ledger_commits_and_rolls_back,
     ledger_leases_are_exclusive,
+    shared_keys_keep_the_first,
 );
 
 pub(crate) fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> Item {

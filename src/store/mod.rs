@@ -199,6 +199,9 @@ pub trait MetaStore: Outbox + AuditStore + LinkStore + Ledger + Send + Sync {
     /// Records an item's antivirus state.
     fn set_scan(&self, name: &ItemName, state: &ScanState) -> Result<(), StoreError>;
     fn ping(&self) -> Result<(), StoreError>;
+    /// The key stored under `name`, storing `candidate` first if there is none: every instance
+    /// sharing the store gets the one the first of them stored (the session-signing key).
+    fn shared_key(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
 /// Runs a store call on the blocking pool.

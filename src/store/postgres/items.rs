@@ -408,4 +408,19 @@ impl MetaStore for PgStore {
             Ok(())
         })
     }
+
+    fn shared_key(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, candidate) = (name.to_string(), candidate.to_vec());
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO shared_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &candidate],
+            )
+            .await?;
+            let row = c
+                .query_one("SELECT value FROM shared_keys WHERE name = $1", &[&name])
+                .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
 }

@@ -14,7 +14,7 @@ use deadpool_postgres::Object;
 /// time wait, then find the schema up to date.
 const MIGRATION_LOCK: i64 = 0x5346_5800_0000_0001;
 
-pub(super) const MIGRATIONS: [&str; 8] = [
+pub(super) const MIGRATIONS: [&str; 9] = [
     // 1: items
     r#"CREATE TABLE items (
         name          TEXT COLLATE "C" PRIMARY KEY,
@@ -164,6 +164,8 @@ pub(super) const MIGRATIONS: [&str; 8] = [
         hash BYTEA NOT NULL,
         PRIMARY KEY (key, at)
     );",
+    // 9: keys every instance sharing the store must agree on (the session-signing key).
+    "CREATE TABLE shared_keys (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
 ];
 
 /// Brings the schema up to date in one transaction under [`MIGRATION_LOCK`]; refuses a

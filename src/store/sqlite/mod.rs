@@ -374,6 +374,19 @@ impl MetaStore for SqliteStore {
         self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
+
+    fn shared_key(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO shared_keys (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            params![name, candidate],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM shared_keys WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?)
+    }
 }
 
 impl Outbox for SqliteStore {

@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 8] = [
+pub(super) const MIGRATIONS: [&str; 9] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -124,6 +124,8 @@ pub(super) const MIGRATIONS: [&str; 8] = [
     CREATE INDEX items_live_uploader ON items (uploader, created_at) WHERE deleted_at IS NULL;",
     // 8: the ledger of uploads into an object store (src/store/ledger.rs).
     LEDGER,
+    // 9: keys every instance sharing the store must agree on (the session-signing key).
+    "CREATE TABLE shared_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
 ];
 
 /// Migration 8, the same on PostgreSQL but for its types.

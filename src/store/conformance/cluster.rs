@@ -1,4 +1,5 @@
-//! Conformance cases of the object-store ledger (`store::ledger`).
+//! Conformance cases of what instances sharing a store rely on: the object-store ledger
+//! (`store::ledger`) and the shared keys.
 
 use super::Backend;
 use crate::store::ledger::{Claim, Commit, LedgerState};
@@ -128,4 +129,13 @@ pub(crate) fn ledger_leases_are_exclusive(b: &Backend) {
     assert_eq!(keys, ["p/files/CCCCCCCC", k]);
     assert!(!idle[0].resumable && idle[1].resumable);
     assert_eq!(a.ledger_idle(5, 10).unwrap(), vec![]);
+}
+
+/// The first key stored under a name is the one every instance gets.
+pub(crate) fn shared_keys_keep_the_first(b: &Backend) {
+    let a = b.open();
+    let other = b.another(&a);
+    assert_eq!(a.shared_key("session", &[1; 32]).unwrap(), [1; 32]);
+    assert_eq!(other.shared_key("session", &[2; 32]).unwrap(), [1; 32]);
+    assert_eq!(other.shared_key("other", &[3; 4]).unwrap(), [3; 4]);
 }
