@@ -112,9 +112,13 @@ impl State {
         if config.antivirus.is_none() {
             release_scans(store.as_ref())?;
         }
-        let released = store.release_alert_leases(crate::now())?;
-        if released > 0 {
-            tracing::info!(alerts = released, "alerts still to send are due now");
+        // Alone on its store, this instance's crash is what left alerts leased: they are due
+        // now. Sharing it, they may be another instance's sends in progress: leases run out.
+        if config.metadata.is_none() {
+            let released = store.release_alert_leases(crate::now())?;
+            if released > 0 {
+                tracing::info!(alerts = released, "alerts still to send are due now");
+            }
         }
         let l = &config.limits;
         let uploads = Admission::new(AdmissionLimits {
