@@ -1,7 +1,8 @@
 //! Several sfx instances sharing PostgreSQL and S3 (`[metadata] url`, `[storage] kind = "s3"`):
-//! uploads begun on one instance finish on another after the first is killed (`kill -9`), with
-//! the right bytes and SHA-256; items, listings and alerts are the same whichever instance is
-//! asked; outages of the database and the object store refuse uploads with 503 and lose nothing.
+//! uploads begun on one instance (bepasty REST, tus, the IETF draft) finish on another after the
+//! first is killed (`kill -9`), with the right bytes and SHA-256; items, listings and alerts are
+//! the same whichever instance is asked; outages of the database and the object store refuse
+//! uploads with 503 and lose nothing.
 //!
 //! Needs `SFX_TEST_POSTGRES_URL` and `SFX_TEST_S3_ENDPOINT` (`.ci/postgres.sh`, `.ci/s3.sh`);
 //! without them the tests say "skipped", and fail under `SFX_REQUIRE_S3=1`. Everything talks to
@@ -217,6 +218,18 @@ async fn uploads_begun_on_a_killed_instance_finish_on_another() {
                 .await;
         })
     };
+    // IETF draft (interop 9): 6 MiB acknowledged on A.
+    let created = ietf(http().post(a.url("/+upload")))
+        .header("Upload-Complete", "?0")
+        .header("Upload-Length", file.len().to_string())
+        .body(Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "IETF creation on A");
+    let draft = created.headers()["location"].to_str().unwrap().to_string();
+    let r = ietf_append(&a, &draft, 0, false, &file[..6 * MIB]).await;
+    assert_eq!(r.status(), 204, "IETF append on A");
     tokio::time::sleep(Duration::from_millis(800)).await;
     a.kill_9().await;
     stalled.abort();
@@ -254,7 +267,42 @@ async fn uploads_begun_on_a_killed_instance_finish_on_another() {
     let item = r.headers()["sfx-item"].to_str().unwrap().to_string();
     assert_eq!(r.headers()["sfx-sha256"], sha256_hex(&file).as_str());
     assert_item(&b, &item, &file).await;
+
+    // IETF: the offset A acknowledged, then the rest and the completion on B.
+    let head = ietf(http().head(b.url(&draft))).send().await.unwrap();
+    assert_eq!(head.status(), 204);
+    assert_eq!(
+        head.headers()["upload-offset"],
+        (6 * MIB).to_string().as_str()
+    );
+    let r = ietf_append(&b, &draft, 6 * MIB, true, &file[6 * MIB..]).await;
+    assert_eq!(r.status(), 200, "IETF completion on B");
+    assert_eq!(r.headers()["sfx-sha256"], sha256_hex(&file).as_str());
+    let item = r.headers()["sfx-item"].to_str().unwrap().to_string();
+    assert_item(&b, &item, &file).await;
     b.stop().await;
+}
+
+fn ietf(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    rb.header("Upload-Draft-Interop-Version", "9")
+        .basic_auth("user", Some(CUSTOMER))
+}
+
+async fn ietf_append(
+    at: &impl Endpoint,
+    url: &str,
+    offset: usize,
+    complete: bool,
+    data: &[u8],
+) -> reqwest::Response {
+    ietf(http().patch(at.url(url)))
+        .header("Content-Type", "application/partial-upload")
+        .header("Upload-Offset", offset.to_string())
+        .header("Upload-Complete", if complete { "?1" } else { "?0" })
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Webhook alerts (JSON) to `/d` on `rx`, with a 3 s batch window.
@@ -435,8 +483,19 @@ async fn database_and_object_store_outages_refuse_uploads_and_lose_nothing() {
     let item = r.headers()["sfx-item"].to_str().unwrap().to_string();
     assert_item(&srv, &item, &file).await;
 
-    // The database goes away: uploads are refused with 503, then work again by themselves.
+    // The database goes away mid-upload: uploads are refused with 503, then work again by
+    // themselves, the interrupted one from its acknowledged offset.
+    let created = tus(http().post(srv.url("/+tus/")))
+        .header("Upload-Length", file.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    let second = created.headers()["location"].to_str().unwrap().to_string();
+    let r = tus_patch(&srv, &second, 0, &file[..6 * MIB]).await;
+    assert_eq!(r.status(), 204);
     pg.cut(Duration::from_secs(3));
+    let r = tus_patch(&srv, &second, 6 * MIB, &file[6 * MIB..]).await;
+    assert_eq!(r.status(), 503, "PATCH while PostgreSQL is down");
     let r = http()
         .put(srv.url("/+upload/db-down.bin"))
         .basic_auth("user", Some(CUSTOMER))
@@ -447,6 +506,11 @@ async fn database_and_object_store_outages_refuse_uploads_and_lose_nothing() {
     assert_eq!(r.status(), 503, "PUT while PostgreSQL is down");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let after = form_post(&srv, "after.bin", b"after").await;
+    assert_eq!(tus_offset(&srv, &second).await, 6 * MIB as u64);
+    let r = tus_patch(&srv, &second, 6 * MIB, &file[6 * MIB..]).await;
+    assert_eq!(r.status(), 204, "the rest once PostgreSQL is back");
+    let name = r.headers()["sfx-item"].to_str().unwrap().to_string();
+    assert_item(&srv, &name, &file).await;
     assert_item(&srv, &before, &kept).await;
     assert_item(&srv, &after, b"after").await;
     srv.stop().await;
