@@ -280,6 +280,12 @@ async fn uploads_begun_on_a_killed_instance_finish_on_another() {
     assert_eq!(r.headers()["sfx-sha256"], sha256_hex(&file).as_str());
     let item = r.headers()["sfx-item"].to_str().unwrap().to_string();
     assert_item(&b, &item, &file).await;
+    // Every multipart upload was completed: none is left open in the bucket.
+    let prefix = s3::prefix_for(cluster.dir.path());
+    assert_eq!(
+        s3::open_multipart_uploads(&prefix).await,
+        Vec::<String>::new()
+    );
     b.stop().await;
 }
 
@@ -511,6 +517,25 @@ async fn database_and_object_store_outages_refuse_uploads_and_lose_nothing() {
     assert_eq!(r.status(), 204, "the rest once PostgreSQL is back");
     let name = r.headers()["sfx-item"].to_str().unwrap().to_string();
     assert_item(&srv, &name, &file).await;
+    // A cancelled upload aborts its multipart upload.
+    let created = tus(http().post(srv.url("/+tus/")))
+        .header("Upload-Length", file.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    let third = created.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        tus_patch(&srv, &third, 0, &file[..6 * MIB]).await.status(),
+        204
+    );
+    let prefix = s3::prefix_for(cluster.dir.path());
+    assert_eq!(s3::open_multipart_uploads(&prefix).await.len(), 1);
+    let r = tus(http().delete(srv.url(&third))).send().await.unwrap();
+    assert_eq!(r.status(), 204, "tus termination");
+    assert_eq!(
+        s3::open_multipart_uploads(&prefix).await,
+        Vec::<String>::new()
+    );
     assert_item(&srv, &before, &kept).await;
     assert_item(&srv, &after, b"after").await;
     srv.stop().await;

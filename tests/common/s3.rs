@@ -40,3 +40,20 @@ pub fn prefix_for(data_dir: &Path) -> String {
     let digest = <sha2::Sha256 as sha2::Digest>::digest(data_dir.as_os_str().as_encoded_bytes());
     format!("it-{}/", &hex::encode(digest)[..24])
 }
+
+/// Keys of the multipart uploads still open under `prefix`, as the S3 server lists them (moto
+/// answers this unsigned).
+pub async fn open_multipart_uploads(prefix: &str) -> Vec<String> {
+    let endpoint = endpoint().expect("SFX_TEST_S3_ENDPOINT");
+    let url = format!("{endpoint}/{BUCKET}?uploads&prefix={prefix}");
+    let xml = reqwest::get(&url)
+        .await
+        .expect("ListMultipartUploads")
+        .text()
+        .await
+        .expect("its answer");
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+        .collect()
+}

@@ -185,22 +185,23 @@ impl S3Blobs {
 
     pub async fn publish(
         &self,
-        blob: S3Staged,
+        mut blob: S3Staged,
         name: &ItemName,
     ) -> Result<Result<(), S3Staged>, BlobError> {
         if &blob.name != name {
             // The engine found the staged name taken in the metadata (never in practice: 48
-            // random bits): keep it for the next name the engine tries, which is its own.
+            // random bits): an object store cannot rename, so it must find another way.
             return Ok(Err(blob));
         }
         let path = self.path(name);
-        match blob.upload_id {
+        match blob.upload_id.clone() {
             Some(id) => {
-                self.inner
-                    .s3
-                    .complete_multipart(&path, &id, blob.parts)
-                    .await
-                    .map_err(unavailable)?;
+                let parts = std::mem::take(&mut blob.parts);
+                if let Err(e) = self.inner.s3.complete_multipart(&path, &id, parts).await {
+                    // Dropped: aborted.
+                    return Err(unavailable(e));
+                }
+                blob.owner = None;
             }
             None => {
                 self.inner
@@ -208,6 +209,7 @@ impl S3Blobs {
                     .put(&path, PutPayload::new())
                     .await
                     .map_err(unavailable)?;
+                blob.owner = None;
             }
         }
         let key = self.key(name);
@@ -463,6 +465,28 @@ impl S3Blobs {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Gives up a one-shot upload that will never be published: aborts its multipart upload
+    /// and forgets its ledger entry, in the background (the sweeper does it if this fails).
+    fn abandon(&self, key: String, upload_id: Option<String>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        rt.spawn(async move {
+            if let Some(id) = &upload_id {
+                let path = Path::from(key.as_str());
+                if let Err(e) = this.inner.s3.abort_multipart(&path, id).await {
+                    tracing::warn!(key, error = %e, "could not abort an abandoned upload; the sweeper will");
+                    return;
+                }
+            }
+            let k = key.clone();
+            if let Err(e) = this.ledger(move |l| l.ledger_remove(&k).map(drop)).await {
+                tracing::warn!(key, error = %e, "could not forget an abandoned upload");
+            }
+        });
     }
 
     /// True once an hour (and at the first sweep): time for [`S3Blobs::clean_up`].

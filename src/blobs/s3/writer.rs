@@ -14,12 +14,31 @@ use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// A staged one-shot upload: every part sent, not completed yet (so not visible).
-#[derive(Debug)]
+/// A staged one-shot upload: every part sent, not completed yet (so not visible). Dropped
+/// unpublished (a later file of the form failed, the commit failed), its upload is aborted.
 pub struct S3Staged {
     pub(super) name: ItemName,
     pub(super) upload_id: Option<String>,
     pub(super) parts: Vec<PartId>,
+    /// `None` once published.
+    pub(super) owner: Option<S3Blobs>,
+}
+
+impl std::fmt::Debug for S3Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Staged")
+            .field("name", &self.name)
+            .field("parts", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for S3Staged {
+    fn drop(&mut self) {
+        if let Some(blobs) = self.owner.take() {
+            blobs.abandon(blobs.key(&self.name), self.upload_id.take());
+        }
+    }
 }
 
 pub struct S3Writer {
@@ -42,6 +61,18 @@ pub struct S3Writer {
     renewed: Instant,
     /// Released once the last byte is written (the engine's per-upload lock).
     _hold: Option<Box<dyn Send>>,
+    /// Set when finished: a one-shot writer dropped before is abandoned (its upload aborted).
+    done: bool,
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        // A resumable writer's unrecorded parts are simply sent again by the next request.
+        if !self.done && self.lease.is_none() {
+            self.blobs
+                .abandon(std::mem::take(&mut self.key), self.upload_id.take());
+        }
+    }
 }
 
 impl S3Writer {
@@ -70,6 +101,7 @@ impl S3Writer {
             lease,
             renewed: Instant::now(),
             _hold: hold,
+            done: false,
         }
     }
 
@@ -182,10 +214,12 @@ impl S3Writer {
             let len = self.pending_len;
             self.send(len).await?;
         }
+        self.done = true;
         let blob = S3Staged {
             name: self.name.clone(),
-            upload_id: self.upload_id.clone(),
+            upload_id: self.upload_id.take(),
             parts: std::mem::take(&mut self.parts),
+            owner: Some(self.blobs.clone()),
         };
         Ok(written(blob, self.end, sha256))
     }
@@ -226,6 +260,7 @@ impl S3Writer {
                 })
             })
             .await?;
+        self.done = true;
         let hasher = self.hasher.clone();
         Ok(appended(self.end - self.start, hasher, self.lease.take()))
     }
