@@ -37,10 +37,12 @@ BIN=$ROOT/target/release/sfx
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-WORK=""; PIDS=(); DB="sfx_bench_$$"
+WORK=""; DB="sfx_bench_$$"
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  local p
+  # The servers were started in $(…) subshells: their pids are in files.
+  for p in $(cat "$WORK"/*.pid 2>/dev/null); do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 1
   psql -q "$PG" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   [ -n "$WORK" ] && rm -rf "$WORK"
 }
@@ -72,7 +74,7 @@ config() {
 start() {
   local out=$WORK/out.$RANDOM i addr=""
   RUST_LOG=sfx=warn "$BIN" serve --config "$1" > "$out" 2> "$out.err" &
-  PIDS+=($!)
+  echo $! > "$out.pid"
   for ((i = 0; i < 150; i++)); do
     addr=$(sed -n 's|^listening on http://\([^ /]*\).*$|\1|p' "$out" | head -n1)
     [ -n "$addr" ] && break
@@ -101,10 +103,11 @@ for ((r = 0; r < RUNS; r++)); do
   T_LOCAL+=("$(upload "$LOCAL" "$FILE")")
   T_S3+=("$(upload "$CLUSTER" "$FILE")")
   t0=$(now_ns)
-  curl -fsS -o /dev/null -T "$FILE" "$S3/sfx-test/bench-ref-$$"
+  curl -fsS -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$FILE" "$S3/sfx-test/bench-ref-$$"
   T_REF+=("$(secs "$t0" "$(now_ns)")")
 done
-curl -fsS -o /dev/null -X DELETE "$S3/sfx-test/bench-ref-$$" || true
+curl -fsS -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test -X DELETE "$S3/sfx-test/bench-ref-$$" || true
 med() { printf '%s\n' "$@" | stats | awk '{print $2}'; }
 ml=$(med "${T_LOCAL[@]}"); ms=$(med "${T_S3[@]}"); mr=$(med "${T_REF[@]}")
 echo "== one ${SIZE_MIB} MiB upload (curl -F, medians of $RUNS)"
@@ -131,7 +134,7 @@ burst() {
   for ((i = 0; i < 50; i++)); do [ "$(cat "$WORK/code.$i")" = 302 ] || fails=$((fails + 1)); done
   [ "$fails" = 0 ] || echo "$fails of 50 failed" >&2
 }
-intact() { curl -s -u user:bench-admin "http://$1/apis/rest/items" | grep -o "\"hash\": *\"$SHA\"" | wc -l; }
+intact() { curl -s -u user:bench-admin "http://$1/apis/rest/items" | { grep -o "\"hash\": *\"$SHA\"" || true; } | wc -l; }
 before_local=$(intact "$LOCAL"); before_cluster=$(intact "$CLUSTER")
 wl=$(burst "$LOCAL"); nl=$(( $(intact "$LOCAL") - before_local ))
 wc2=$(burst "$CLUSTER" "$CLUSTER2"); nc=$(( $(intact "$CLUSTER2") - before_cluster ))

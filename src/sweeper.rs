@@ -17,6 +17,15 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
+        // One sweeper at a time among instances sharing a store; the others skip this tick.
+        let hold = match blocking(&state.store, |s| s.try_exclusive("sweeper")).await {
+            Ok(Some(hold)) => hold,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "expiry sweep skipped");
+                continue;
+            }
+        };
         match sweep_once(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "expired items removed"),
@@ -27,6 +36,7 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
         {
             clean_object_store(&state, s3).await;
         }
+        drop(hold);
     }
 }
 
@@ -57,9 +67,9 @@ pub async fn sweep_once(state: &State) -> Result<usize, crate::store::StoreError
     }
 }
 
-/// What crashes left in the object store (see `S3Blobs::clean_up`). Every instance does this,
-/// at most hourly: it only touches what no writer touched for an hour, and removing twice is
-/// harmless.
+/// What crashes left in the object store (see `S3Blobs::clean_up`), at most once per
+/// `leftover_age`, by the instance sweeping: it only touches what no writer touched for as
+/// long, so uploads in progress on other instances are left alone.
 async fn clean_object_store(state: &State, s3: &crate::blobs::S3Blobs) {
     let names = blocking(&state.store, |s| {
         Ok((s.live_names()?, s.incomplete_names()?))

@@ -11,62 +11,7 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The PostgreSQL database and S3 prefix the instances of one test share.
-struct Cluster {
-    dir: tempfile::TempDir,
-    shared: String,
-}
-
-impl Cluster {
-    /// `None` (after saying why) when PostgreSQL or S3 is missing.
-    fn new() -> Option<Cluster> {
-        if postgres_url().is_none() || s3::endpoint().is_none() {
-            skip_unless_required(
-                "SFX_REQUIRE_S3",
-                "needs PostgreSQL (SFX_TEST_POSTGRES_URL) and S3 (SFX_TEST_S3_ENDPOINT)",
-            );
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let shared = format!(
-            "{}{}",
-            database_toml(dir.path()),
-            s3::storage_toml(&s3::prefix_for(dir.path()))
-        );
-        Some(Cluster { dir, shared })
-    }
-
-    /// The config of instance `n`: its own data directory, the shared tables, then `tables`.
-    fn config(&self, n: usize, top: &str, tables: &str) -> PathBuf {
-        let home = self.dir.path().join(format!("i{n}"));
-        std::fs::create_dir_all(&home).unwrap();
-        let toml = format!(
-            "{}{top}\n{}{}{tables}",
-            base_toml(&home.join("data")),
-            secrets_toml(2),
-            self.shared
-        );
-        write_config(&home, &toml)
-    }
-
-    async fn start(&self, n: usize, top: &str, tables: &str) -> Binary {
-        let config = self.config(n, top, tables);
-        let log = self.log(n);
-        Binary::start(
-            &["serve", "--config", config.to_str().unwrap()],
-            &[("RUST_LOG", "sfx=info")],
-            Some(&log),
-        )
-        .await
-    }
-
-    fn log(&self, n: usize) -> PathBuf {
-        self.dir.path().join(format!("i{n}.log"))
-    }
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

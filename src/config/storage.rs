@@ -22,6 +22,7 @@ pub(super) struct RawStorage {
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
     lease: Option<String>,
+    leftover_age: Option<String>,
 }
 
 /// An S3 bucket. `Debug` never shows the secret key.
@@ -41,6 +42,10 @@ pub struct S3 {
     /// How long an instance's hold on an upload lasts without being renewed: another instance
     /// takes over an upload whose writer died after this long.
     pub lease: Duration,
+    /// What no writer touched for this long (objects without an item, multipart uploads no
+    /// ledger records, idle ledger entries) is a crash's leftover, removed by the sweeper,
+    /// which looks this often.
+    pub leftover_age: Duration,
 }
 
 impl std::fmt::Debug for S3 {
@@ -110,6 +115,14 @@ impl RawStorage {
         if lease < Duration::from_secs(2) {
             return Err(invalid("lease: must be at least 2s"));
         }
+        let leftover_age = match self.leftover_age {
+            Some(s) => parse_duration(&s).map_err(|e| invalid(&format!("leftover_age: {e}")))?,
+            None => Duration::from_secs(3600),
+        };
+        // An upload's writer must touch its entry well before it counts as left over.
+        if leftover_age < lease * 2 {
+            return Err(invalid("leftover_age: must be at least twice the lease"));
+        }
         Ok(Some(S3 {
             bucket,
             endpoint: self.endpoint,
@@ -119,6 +132,7 @@ impl RawStorage {
             access_key_id: self.access_key_id,
             secret_access_key: self.secret_access_key,
             lease,
+            leftover_age,
         }))
     }
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 mod cluster;
 use cluster::{
-    ledger_commits_and_rolls_back, ledger_leases_are_exclusive, shared_keys_keep_the_first,
+    exclusive_holds_are_one_at_a_time, ledger_commits_and_rolls_back, ledger_leases_are_exclusive,
+    shared_keys_keep_the_first,
 };
 
 pub(crate) struct Backend {
@@ -22,7 +23,7 @@ pub(crate) struct Backend {
     _db: Option<TestDb>,
     _dir: Option<tempfile::TempDir>,
     /// Made for several instances at once.
-    shared: bool,
+    pub(crate) shared: bool,
 }
 
 impl Backend {
@@ -100,6 +101,7 @@ conformance!(
     ledger_commits_and_rolls_back,
     ledger_leases_are_exclusive,
     shared_keys_keep_the_first,
+    exclusive_holds_are_one_at_a_time,
 );
 
 pub(crate) fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> Item {

@@ -90,6 +90,8 @@ pub trait Ledger {
     ) -> Result<Option<LedgerState>, StoreError>;
     /// Extends `owner`'s lease; false if it lost it.
     fn ledger_renew(&self, key: &str, owner: &str, until: i64) -> Result<bool, StoreError>;
+    /// Marks `key` as still in use at `at` (an upload in progress is never idle).
+    fn ledger_touch(&self, key: &str, at: i64) -> Result<(), StoreError>;
     fn ledger_release(&self, key: &str, owner: &str) -> Result<(), StoreError>;
     fn ledger_commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
     /// The multipart upload was completed: the object is whole (kept until the item is).

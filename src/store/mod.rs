@@ -202,6 +202,19 @@ pub trait MetaStore: Outbox + AuditStore + LinkStore + Ledger + Send + Sync {
     /// The key stored under `name`, storing `candidate` first if there is none: every instance
     /// sharing the store gets the one the first of them stored (the session-signing key).
     fn shared_key(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// Holds `name` exclusively among the instances sharing this store until the guard is
+    /// dropped, or `None` while another holds it (the sweeper: one at a time). The hold dies
+    /// with the instance holding it.
+    fn try_exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError>;
+}
+
+/// A hold taken by [`MetaStore::try_exclusive`]; let go when dropped.
+pub struct Exclusive(#[allow(dead_code)] Box<dyn Send>);
+
+impl Exclusive {
+    pub fn new(hold: impl Send + 'static) -> Exclusive {
+        Exclusive(Box::new(hold))
+    }
 }
 
 /// Runs a store call on the blocking pool.

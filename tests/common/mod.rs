@@ -7,6 +7,7 @@
 mod binary;
 mod chromium;
 mod clamd;
+mod cluster;
 mod cut_proxy;
 mod http;
 mod postgres;
@@ -23,8 +24,8 @@ mod wait;
 // script).
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, clamd::*, cut_proxy::*, http::*, postgres::*, python::*, raw::*,
-    receiver::*, smtp::*, tls::*, wait::*,
+    binary::*, chromium::*, clamd::*, cluster::*, cut_proxy::*, http::*, postgres::*, python::*,
+    raw::*, receiver::*, smtp::*, tls::*, wait::*,
 };
 
 use base64::Engine;

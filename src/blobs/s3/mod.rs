@@ -13,7 +13,13 @@
 //! object store; the tail goes out as the last part when the upload completes. Ledger leases
 //! keep two instances from writing to one upload at once.
 
+mod keep_alive;
+mod uploads;
 mod writer;
+
+use keep_alive::KeepAlive;
+use uploads::Lister;
+pub use uploads::OpenUpload;
 
 use writer::S3Writer;
 pub use writer::{S3AppendWriter, S3NewWriter, S3Staged};
@@ -24,7 +30,7 @@ use crate::items::ItemName;
 use crate::store::ledger::{Claim, LedgerEntry, LedgerState};
 use crate::store::{MetaStore, StoreError};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
@@ -35,10 +41,6 @@ use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Leftovers (objects without an item, multipart uploads without a writer) younger than this
-/// may belong to an upload another instance is committing right now: they are left alone.
-const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct S3Blobs {
@@ -51,8 +53,12 @@ struct Inner {
     prefix: String,
     part_size: u64,
     lease: Duration,
+    /// Leftovers (objects without an item, multipart uploads without a writer) younger than
+    /// this may belong to an upload another instance is committing right now: left alone.
+    leftover_age: Duration,
     /// This instance, as the owner of its leases.
     owner: String,
+    lister: Lister,
     /// When [`S3Blobs::clean_up`] last ran (0: not yet).
     cleaned_at: std::sync::atomic::AtomicI64,
 }
@@ -114,6 +120,14 @@ impl S3Blobs {
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(300)),
             );
+        // Over TLS the payload is protected already: not signing it saves a second SHA-256
+        // pass over every part (sfx hashes each byte once, for the receipt). Over plain HTTP
+        // (local and test stores) the signature covers the bytes.
+        let tls = cfg
+            .endpoint
+            .as_deref()
+            .is_none_or(|e| e.starts_with("https://"));
+        b = b.with_unsigned_payload(tls);
         if let Some(endpoint) = &cfg.endpoint {
             b = b
                 .with_endpoint(endpoint)
@@ -124,6 +138,13 @@ impl S3Blobs {
         if let (Some(id), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
+        // The lister talks to where object_store does (the endpoint and region may come from
+        // the AWS environment variables).
+        let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        let region = b
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".into());
+        let lister = Lister::new(endpoint.as_deref(), &cfg.bucket, &region)?;
         let s3 = b.build().map_err(io::Error::other)?;
         let mut raw = [0u8; 12];
         getrandom::fill(&mut raw).map_err(io::Error::other)?;
@@ -134,7 +155,9 @@ impl S3Blobs {
                 prefix: cfg.prefix.clone(),
                 part_size: cfg.part_size,
                 lease: cfg.lease,
+                leftover_age: cfg.leftover_age,
                 owner: hex::encode(raw),
+                lister,
                 cleaned_at: std::sync::atomic::AtomicI64::new(0),
             }),
         })
@@ -165,22 +188,16 @@ impl S3Blobs {
     pub async fn stage(&self) -> Result<S3NewWriter, BlobError> {
         let name = ItemName::random().map_err(|e| BlobError::Io(io::Error::other(e)))?;
         let key = self.key(&name);
-        let k = key.clone();
+        let (k, writer_key) = (key.clone(), key.clone());
         if !self
             .ledger(move |l| l.ledger_create(&k, false, crate::now()))
             .await?
         {
             return Err(BlobError::Io(io::Error::other("staging name taken")));
         }
-        Ok(S3NewWriter(S3Writer::new(
-            self.clone(),
-            name,
-            key,
-            0,
-            Sha256::default(),
-            None,
-            None,
-        )))
+        let mut writer = S3Writer::new(self.clone(), name, key, 0, Sha256::default(), None, None);
+        writer.keep_alive = Some(KeepAlive::start(self, &writer_key));
+        Ok(S3NewWriter(writer))
     }
 
     pub async fn publish(
@@ -489,12 +506,12 @@ impl S3Blobs {
         });
     }
 
-    /// True once an hour (and at the first sweep): time for [`S3Blobs::clean_up`].
+    /// True once per `leftover_age` (and at the first sweep): time for [`S3Blobs::clean_up`].
     pub fn clean_up_due(&self) -> bool {
         use std::sync::atomic::Ordering;
         let now = crate::now();
         let last = self.inner.cleaned_at.load(Ordering::Relaxed);
-        let every = i64::try_from(LEFTOVER_AGE.as_secs()).unwrap_or(3600);
+        let every = i64::try_from(self.inner.leftover_age.as_secs()).unwrap_or(3600);
         now - last >= every
             && self
                 .inner
@@ -504,14 +521,14 @@ impl S3Blobs {
     }
 
     /// Removes what a crash left behind: objects no item has and multipart uploads no writer
-    /// touched for an hour (younger ones may be another instance's work in progress), and the
-    /// ledgers of uploads that completed or were deleted.
+    /// touched for `leftover_age` (younger ones may be another instance's work in progress),
+    /// and the ledgers of uploads that completed or were deleted.
     pub async fn clean_up(
         &self,
         live: &std::collections::HashSet<String>,
         incomplete: &std::collections::HashSet<String>,
     ) -> io::Result<usize> {
-        let age = i64::try_from(LEFTOVER_AGE.as_secs()).unwrap_or(3600);
+        let age = i64::try_from(self.inner.leftover_age.as_secs()).unwrap_or(3600);
         let mut removed = 0;
         for (name, seconds) in self.listing().await? {
             if seconds > age && !live.contains(name.as_str()) {
@@ -545,7 +562,40 @@ impl S3Blobs {
                 .map_err(io::Error::other)?;
             removed += 1;
         }
+        removed += self.abort_unrecorded(before).await?;
         Ok(removed)
+    }
+
+    /// Aborts the multipart uploads under the prefix, created before `before`, that no ledger
+    /// entry records (a crash between creating one and recording it, or an abort that failed).
+    async fn abort_unrecorded(&self, before: i64) -> io::Result<usize> {
+        let mut aborted = 0;
+        for open in self.open_uploads().await? {
+            if open.initiated >= before {
+                continue;
+            }
+            let (key, ps) = (open.key.clone(), self.inner.part_size);
+            let recorded = self
+                .ledger(move |l| l.ledger_state(&key, 0, ps))
+                .await
+                .map_err(io::Error::other)?
+                .and_then(|s| s.upload_id);
+            if recorded.as_deref() == Some(open.upload_id.as_str()) {
+                continue;
+            }
+            let path = Path::from(open.key.as_str());
+            match self.inner.s3.abort_multipart(&path, &open.upload_id).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => aborted += 1,
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(aborted)
+    }
+
+    /// The multipart uploads open under this store's prefix.
+    pub async fn open_uploads(&self) -> io::Result<Vec<OpenUpload>> {
+        let files = format!("{}files/", self.inner.prefix);
+        self.inner.lister.list(&self.inner.s3, &files).await
     }
 }
 

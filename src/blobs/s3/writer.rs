@@ -2,6 +2,7 @@
 //! sends a part each time one fills, and at the end either sends the last part (one-shot) or
 //! commits the parts, the tail and the hash state to the ledger (resumable).
 
+use super::keep_alive::KeepAlive;
 use super::{Lease, S3Blobs, appended, hash_bytes as serialize_hash, unavailable, written};
 use crate::blobs::{Appended, BlobError, BlobSink, Written};
 use crate::items::ItemName;
@@ -22,6 +23,9 @@ pub struct S3Staged {
     pub(super) parts: Vec<PartId>,
     /// `None` once published.
     pub(super) owner: Option<S3Blobs>,
+    /// Held, not read: touching stops when the staged blob goes.
+    #[allow(dead_code)]
+    pub(super) keep_alive: Option<KeepAlive>,
 }
 
 impl std::fmt::Debug for S3Staged {
@@ -63,6 +67,8 @@ pub struct S3Writer {
     _hold: Option<Box<dyn Send>>,
     /// Set when finished: a one-shot writer dropped before is abandoned (its upload aborted).
     done: bool,
+    /// One-shot: its ledger entry is in use (see `keep_alive`).
+    pub(super) keep_alive: Option<KeepAlive>,
 }
 
 impl Drop for S3Writer {
@@ -102,6 +108,7 @@ impl S3Writer {
             renewed: Instant::now(),
             _hold: hold,
             done: false,
+            keep_alive: None,
         }
     }
 
@@ -220,6 +227,7 @@ impl S3Writer {
             upload_id: self.upload_id.take(),
             parts: std::mem::take(&mut self.parts),
             owner: Some(self.blobs.clone()),
+            keep_alive: self.keep_alive.take(),
         };
         Ok(written(blob, self.end, sha256))
     }

@@ -129,6 +129,10 @@ pub(crate) fn ledger_leases_are_exclusive(b: &Backend) {
     assert_eq!(keys, ["p/files/CCCCCCCC", k]);
     assert!(!idle[0].resumable && idle[1].resumable);
     assert_eq!(a.ledger_idle(5, 10).unwrap(), vec![]);
+    // A touched entry is no longer idle.
+    a.ledger_touch("p/files/CCCCCCCC", 90).unwrap();
+    let idle = a.ledger_idle(80, 10).unwrap();
+    assert_eq!(idle.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), [k]);
 }
 
 /// The first key stored under a name is the one every instance gets.
@@ -138,4 +142,33 @@ pub(crate) fn shared_keys_keep_the_first(b: &Backend) {
     assert_eq!(a.shared_key("session", &[1; 32]).unwrap(), [1; 32]);
     assert_eq!(other.shared_key("session", &[2; 32]).unwrap(), [1; 32]);
     assert_eq!(other.shared_key("other", &[3; 4]).unwrap(), [3; 4]);
+}
+
+/// One holder at a time among instances (the sweeper); let go on drop, and per name.
+pub(crate) fn exclusive_holds_are_one_at_a_time(b: &Backend) {
+    let a = b.open();
+    let other = b.another(&a);
+    let held = a.try_exclusive("sweeper").unwrap().expect("free at first");
+    if b.shared {
+        assert!(
+            other.try_exclusive("sweeper").unwrap().is_none(),
+            "held by a"
+        );
+        assert!(
+            a.try_exclusive("sweeper").unwrap().is_none(),
+            "a's other connections too"
+        );
+        let elsewhere = other.try_exclusive("another").unwrap();
+        assert!(elsewhere.is_some(), "names are separate");
+    }
+    drop(held);
+    // Let go on another thread: poll until it lands.
+    let again = (0..100).find_map(|_| {
+        let got = other.try_exclusive("sweeper").unwrap();
+        if got.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        got
+    });
+    assert!(again.is_some(), "free again once dropped");
 }

@@ -5,8 +5,8 @@ use super::{PgStore, count, int, links, listing, outbox, uploads, violates};
 use crate::items::ItemName;
 use crate::scan::ScanState;
 use crate::store::{
-    DeliveryJoin, Item, ItemState, ListPage, ListQuery, MetaStore, StoreError, Transaction,
-    Uploader,
+    DeliveryJoin, Exclusive, Item, ItemState, ListPage, ListQuery, MetaStore, StoreError,
+    Transaction, Uploader,
 };
 use std::collections::HashSet;
 use tokio_postgres::{Client, GenericClient, Row};
@@ -422,5 +422,9 @@ impl MetaStore for PgStore {
                 .await?;
             Ok(row.try_get(0)?)
         })
+    }
+
+    fn try_exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
+        self.hold_exclusive(name)
     }
 }

@@ -173,6 +173,18 @@ impl Ledger for PgStore {
         })
     }
 
+    fn ledger_touch(&self, key: &str, at: i64) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.run(move |c| async move {
+            c.execute(
+                "UPDATE blob_uploads SET touched_at = $2 WHERE key = $1",
+                &[&key, &at],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     fn ledger_release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let (key, owner) = (key.to_string(), owner.to_string());
         self.run(move |c| async move {

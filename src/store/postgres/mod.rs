@@ -10,6 +10,7 @@
 //! bound to the caller's runtime would die with it. The cost is one thread hop per call.
 
 mod audit;
+mod exclusive;
 mod items;
 mod ledger;
 mod links;

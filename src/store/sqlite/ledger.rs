@@ -148,6 +148,14 @@ impl Ledger for SqliteStore {
         Ok(n == 1)
     }
 
+    fn ledger_touch(&self, key: &str, at: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE blob_uploads SET touched_at = ?2 WHERE key = ?1",
+            params![key, at],
+        )?;
+        Ok(())
+    }
+
     fn ledger_release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE blob_uploads SET owner = NULL, lease_until = NULL WHERE key = ?1 AND owner = ?2",

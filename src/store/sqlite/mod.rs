@@ -10,9 +10,9 @@ mod schema;
 mod uploads;
 
 use super::{
-    AlertOutcome, AlertRow, AlertStatus, AlertTask, Delivery, DeliveryJoin, DeliveryPage, Item,
-    ItemAlert, ItemState, ListPage, ListQuery, MetaStore, Outbox, StoreError, Transaction,
-    Uploader,
+    AlertOutcome, AlertRow, AlertStatus, AlertTask, Delivery, DeliveryJoin, DeliveryPage,
+    Exclusive, Item, ItemAlert, ItemState, ListPage, ListQuery, MetaStore, Outbox, StoreError,
+    Transaction, Uploader,
 };
 use crate::items::ItemName;
 use crate::scan::ScanState;
@@ -386,6 +386,11 @@ impl MetaStore for SqliteStore {
             [name],
             |r| r.get(0),
         )?)
+    }
+
+    fn try_exclusive(&self, _name: &str) -> Result<Option<Exclusive>, StoreError> {
+        // A SQLite store has one process (the data-dir lock): nobody to exclude.
+        Ok(Some(Exclusive::new(())))
     }
 }
 
