@@ -62,6 +62,8 @@ pub struct LedgerEntry {
     pub upload_id: Option<String>,
     pub resumable: bool,
     pub published: bool,
+    /// When a writer last touched it (Unix seconds).
+    pub touched_at: i64,
 }
 
 pub trait Ledger {
@@ -106,6 +108,8 @@ pub trait Ledger {
     ) -> Result<(), StoreError>;
     /// Forgets `key`; returns what it was, to abort its multipart upload.
     fn ledger_remove(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
+    /// The entry of `key`, if there is one.
+    fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
     /// Entries not touched since `before`, oldest first.
     fn ledger_idle(&self, before: i64, limit: usize) -> Result<Vec<LedgerEntry>, StoreError>;
 }

@@ -574,13 +574,16 @@ impl S3Blobs {
             if open.initiated >= before {
                 continue;
             }
-            let (key, ps) = (open.key.clone(), self.inner.part_size);
-            let recorded = self
-                .ledger(move |l| l.ledger_state(&key, 0, ps))
+            let key = open.key.clone();
+            let entry = self
+                .ledger(move |l| l.ledger_entry(&key))
                 .await
-                .map_err(io::Error::other)?
-                .and_then(|s| s.upload_id);
-            if recorded.as_deref() == Some(open.upload_id.as_str()) {
+                .map_err(io::Error::other)?;
+            // An entry in use may be between creating an upload and recording it (and S3-like
+            // stores do not all tell the true creation time: moto says 2010 for every one).
+            if let Some(e) = entry
+                && (e.touched_at >= before || e.upload_id.as_deref() == Some(&open.upload_id))
+            {
                 continue;
             }
             let path = Path::from(open.key.as_str());

@@ -131,6 +131,9 @@ pub(crate) fn ledger_leases_are_exclusive(b: &Backend) {
     assert_eq!(a.ledger_idle(5, 10).unwrap(), vec![]);
     // A touched entry is no longer idle.
     a.ledger_touch("p/files/CCCCCCCC", 90).unwrap();
+    let c = other.ledger_entry("p/files/CCCCCCCC").unwrap().unwrap();
+    assert_eq!((c.touched_at, c.resumable, c.upload_id), (90, false, None));
+    assert_eq!(other.ledger_entry("p/files/nothing").unwrap(), None);
     let idle = a.ledger_idle(80, 10).unwrap();
     assert_eq!(idle.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), [k]);
 }

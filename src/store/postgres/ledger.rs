@@ -83,6 +83,7 @@ fn entry(r: &Row) -> Result<LedgerEntry, tokio_postgres::Error> {
         upload_id: r.try_get(1)?,
         resumable: r.try_get(2)?,
         published: r.try_get(3)?,
+        touched_at: r.try_get(4)?,
     })
 }
 
@@ -314,7 +315,21 @@ impl Ledger for PgStore {
             let row = c
                 .query_opt(
                     "DELETE FROM blob_uploads WHERE key = $1
-                     RETURNING key, upload_id, resumable, published",
+                     RETURNING key, upload_id, resumable, published, touched_at",
+                    &[&key],
+                )
+                .await?;
+            Ok(row.as_ref().map(entry).transpose()?)
+        })
+    }
+
+    fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let key = key.to_string();
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT key, upload_id, resumable, published, touched_at FROM blob_uploads
+                     WHERE key = $1",
                     &[&key],
                 )
                 .await?;
@@ -326,7 +341,7 @@ impl Ledger for PgStore {
         self.run(move |c| async move {
             let rows = c
                 .query(
-                    "SELECT key, upload_id, resumable, published FROM blob_uploads
+                    "SELECT key, upload_id, resumable, published, touched_at FROM blob_uploads
                      WHERE touched_at < $1 ORDER BY touched_at LIMIT $2",
                     &[&before, &int(limit as u64)],
                 )

@@ -81,6 +81,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
         upload_id: r.get(1)?,
         resumable: r.get(2)?,
         published: r.get(3)?,
+        touched_at: r.get(4)?,
     })
 }
 
@@ -249,7 +250,7 @@ impl Ledger for SqliteStore {
         let found = conn
             .query_row(
                 "DELETE FROM blob_uploads WHERE key = ?1
-                 RETURNING key, upload_id, resumable, published",
+                 RETURNING key, upload_id, resumable, published, touched_at",
                 [key],
                 entry,
             )
@@ -257,10 +258,21 @@ impl Ledger for SqliteStore {
         Ok(found)
     }
 
+    fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT key, upload_id, resumable, published, touched_at FROM blob_uploads
+                 WHERE key = ?1",
+            )?
+            .query_row([key], entry)
+            .optional()?)
+    }
+
     fn ledger_idle(&self, before: i64, limit: usize) -> Result<Vec<LedgerEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT key, upload_id, resumable, published FROM blob_uploads
+            "SELECT key, upload_id, resumable, published, touched_at FROM blob_uploads
              WHERE touched_at < ?1 ORDER BY touched_at LIMIT ?2",
         )?;
         let rows = stmt
