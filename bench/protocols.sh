@@ -7,6 +7,9 @@
 #   put   PUT /+upload/<name> (curl -T)
 #   tus   POST /+tus/ then one PATCH per chunk (dd | curl -T -, --chunk-mib each), as the
 #         browser uploader and /+client.sh do
+#   rest  the vendor agent's one-shot bepasty REST POST: the whole file base64-encoded (no line
+#         breaks; 4/3 of the file's size on the wire), Content-Range bytes 0-N/N (encoded once,
+#         before the runs; curl sends it from a file)
 # Prints each time, the median and best of --runs, the ratio form time / protocol time
 # (1.00 = as fast as the form post; tus should lose little) and sfx's peak RSS during each
 # protocol's uploads (VmHWM, reset before each upload). Each stored file's SHA-256 is
@@ -59,11 +62,12 @@ DATA=$WORK/data; SRC=$WORK/src.bin; CFG=$WORK/sfx.toml
 mkdir -p "$DATA"
 BYTES=$((SIZE_MIB * 1048576)); CHUNK=$((CHUNK_MIB * 1048576))
 free_kb=$(df -Pk "$WORK" | awk 'NR==2{print $4}')
-[ "$free_kb" -gt $((BYTES / 1024 * 3 + 1048576)) ] \
-  || { echo "not enough free space in $WORK (needs ~3x ${SIZE_MIB} MiB)" >&2; exit 1; }
+[ "$free_kb" -gt $((BYTES / 1024 * 5 + 1048576)) ] \
+  || { echo "not enough free space in $WORK (needs ~5x ${SIZE_MIB} MiB)" >&2; exit 1; }
 echo "creating ${SIZE_MIB} MiB random file" >&2
 head -c "$BYTES" /dev/urandom > "$SRC"
 SRC_SHA=$(sha256sum "$SRC" | awk '{print $1}')
+base64 -w0 "$SRC" > "$SRC.b64"
 
 cat > "$CFG" <<TOML
 listen = "127.0.0.1:0"
@@ -109,6 +113,13 @@ up_tus() {
   [ "$(header sfx-sha256 "$WORK/h")" = "$SRC_SHA" ] || { echo "tus: server SHA-256 differs" >&2; exit 1; }
   header sfx-item "$WORK/h"
 }
+up_rest() {
+  curl -sS -f "${AUTH[@]}" -H 'Content-Type: application/octet-stream' \
+    -H 'Content-Filename: _svc1_at_node1.tar.gz' -H "Content-Range: bytes 0-$((BYTES - 1))/$BYTES" \
+    -H 'Maxlife-Unit: DAYS' -H 'Maxlife-Value: 7' -H 'Expect:' -X POST -T "$SRC.b64" \
+    -D "$WORK/h" -o /dev/null "$URL/apis/rest/items"
+  header content-location "$WORK/h" | sed 's|.*/||'
+}
 [ $((CHUNK % 1048576)) = 0 ] || { echo "--chunk-mib must be whole MiB" >&2; exit 2; }
 
 # Server-side milliseconds of the tus PATCHes logged since line $1 of sfx's log.
@@ -117,7 +128,7 @@ declare -A T HWM
 SRV_TUS=""
 for ((r = 1; r <= RUNS; r++)); do
   line="run $r:"
-  for p in form put tus; do
+  for p in form put tus rest; do
     sync
     echo 5 > "/proc/$SFX_PID/clear_refs"
     mark=$(($(wc -l < "$WORK/sfx.err") + 1))
@@ -138,7 +149,7 @@ done
 read -r form_best form_med _ <<<"$(printf '%s\n' ${T[form]} | stats)"
 echo
 echo "== ${SIZE_MIB} MiB over 127.0.0.1, ${RUNS} runs, tus chunks of ${CHUNK_MIB} MiB ($(nproc) cores) =="
-for p in form put tus; do
+for p in form put tus rest; do
   read -r best med _ <<<"$(printf '%s\n' ${T[$p]} | stats)"
   ratio=$(awk -v f="$form_med" -v m="$med" 'BEGIN{printf "%.2f", f/m}')
   printf '%-5s median %7.3f s (%4s MB/s), best %7.3f s; form/%s = %s; peak RSS %.1f MiB\n' \

@@ -189,6 +189,19 @@ fn insert_list_search_delete(b: &Backend) {
     );
     assert!(search("o_e").items.is_empty(), "_ is no wildcard");
     assert!(search("\\").items.is_empty(), "a backslash is a backslash");
+    // Quotes and spaces are literal too; a rename is searched by its new name only.
+    s.insert(
+        &[item("EEEEEEEE", 3, "say \"hi\".log", Some("Ticket 77"))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(names(&search("y \"hi\"")), ["EEEEEEEE"]);
+    assert_eq!(names(&search("ticket 7")), ["EEEEEEEE"]);
+    let e = ItemName::parse("EEEEEEEE").unwrap();
+    s.modify(&e, Some("renamed.log"), None).unwrap();
+    assert!(search("hi\"").items.is_empty(), "the old name is gone");
+    assert_eq!(names(&search("RENAMED")), ["EEEEEEEE"]);
+    assert!(s.mark_deleted(&e, 4, "test").unwrap());
     assert!(matches!(
         s.insert(&[item("AAAAAAAA", 3, "x", None)], None),
         Err(StoreError::NameTaken(n)) if n == "AAAAAAAA"

@@ -37,6 +37,39 @@ fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
 
+/// Substring searches through the trigram index (migration 10): the items whose text matches
+/// the query bound to `param` (one of the fixed names below). Shorter than a trigram, a search
+/// is a `LIKE` scan instead.
+fn text_match(param: &str) -> String {
+    format!("rowid IN (SELECT rowid FROM items_text WHERE items_text MATCH {param})")
+}
+
+/// `s` as an FTS5 phrase (every character literal: `%`, `_`, `*`, quotes), if the trigram
+/// index can find it (three characters or more); case is ignored as `LIKE` ignores it.
+fn trigram_phrase(s: &str) -> Option<String> {
+    (s.chars().count() >= 3).then(|| format!("\"{}\"", s.replace('"', "\"\"")))
+}
+
+/// Items whose `column` (both text columns for `None`) holds `s`, bound to `param`; `param`
+/// and `column` are fixed names, never input.
+fn contains(f: &mut Filter, param: &'static str, column: Option<&str>, s: &str) {
+    match trigram_phrase(s) {
+        Some(p) => {
+            let query = column.map_or_else(|| p.clone(), |c| format!("{c} : {p}"));
+            f.and(&text_match(param), [(param, text(&query))]);
+        }
+        None => {
+            let sql = match column {
+                Some(c) => format!("{c} LIKE {param} ESCAPE '\\'"),
+                None => format!(
+                    "(filename LIKE {param} ESCAPE '\\' OR reference LIKE {param} ESCAPE '\\')"
+                ),
+            };
+            f.and(&sql, [(param, text(&like_pattern(s)))]);
+        }
+    }
+}
+
 fn filter(q: &ListQuery) -> Filter {
     let mut f = Filter {
         sql: "deleted_at IS NULL".into(),
@@ -52,22 +85,13 @@ fn filter(q: &ListQuery) -> Filter {
             .map(str::to_string)
     };
     if let Some(s) = given(&q.search) {
-        f.and(
-            "(filename LIKE :search ESCAPE '\\' OR reference LIKE :search ESCAPE '\\')",
-            [(":search", text(&like_pattern(&s)))],
-        );
+        contains(&mut f, ":search", None, &s);
     }
     if let Some(s) = given(&q.filename) {
-        f.and(
-            "filename LIKE :filename ESCAPE '\\'",
-            [(":filename", text(&like_pattern(&s)))],
-        );
+        contains(&mut f, ":filename", Some("filename"), &s);
     }
     if let Some(s) = given(&q.reference) {
-        f.and(
-            "reference LIKE :reference ESCAPE '\\'",
-            [(":reference", text(&like_pattern(&s)))],
-        );
+        contains(&mut f, ":reference", Some("reference"), &s);
     }
     if let Some(p) = given(&q.sha256) {
         // Hex digits all sort below 'g': [p, p+"g") is every hash starting with p, and the

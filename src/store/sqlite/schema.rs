@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-pub(super) const MIGRATIONS: [&str; 9] = [
+pub(super) const MIGRATIONS: [&str; 10] = [
     // 1: items
     "CREATE TABLE items (
         name          TEXT PRIMARY KEY NOT NULL,
@@ -126,7 +126,32 @@ pub(super) const MIGRATIONS: [&str; 9] = [
     LEDGER,
     // 9: keys every instance sharing the store must agree on (the session-signing key).
     "CREATE TABLE shared_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    // 10: the console's text searches (filename, reference) through a trigram index instead of
+    // a LIKE scan of every item (100k items: 49 ms -> see bench/README.md).
+    TEXT_INDEX,
 ];
+
+/// Migration 10: an FTS5 trigram index over the items' filename and reference, kept by
+/// triggers (an external-content table: the text is stored once, in `items`).
+const TEXT_INDEX: &str = "CREATE VIRTUAL TABLE items_text USING fts5(
+        filename, reference, content = 'items', content_rowid = 'rowid',
+        tokenize = 'trigram case_sensitive 0'
+    );
+    INSERT INTO items_text (items_text) VALUES ('rebuild');
+    CREATE TRIGGER items_text_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_text (rowid, filename, reference)
+            VALUES (new.rowid, new.filename, new.reference);
+    END;
+    CREATE TRIGGER items_text_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_text (items_text, rowid, filename, reference)
+            VALUES ('delete', old.rowid, old.filename, old.reference);
+    END;
+    CREATE TRIGGER items_text_update AFTER UPDATE OF filename, reference ON items BEGIN
+        INSERT INTO items_text (items_text, rowid, filename, reference)
+            VALUES ('delete', old.rowid, old.filename, old.reference);
+        INSERT INTO items_text (rowid, filename, reference)
+            VALUES (new.rowid, new.filename, new.reference);
+    END;";
 
 /// Migration 8, the same on PostgreSQL but for its types.
 const LEDGER: &str = "CREATE TABLE blob_uploads (
