@@ -194,7 +194,11 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn MetaStore>, StoreError> {
                 max_connections = pg.max_connections,
                 "metadata in PostgreSQL"
             );
-            Ok(Arc::new(PgStore::open(&pg.url, pg.max_connections)?))
+            Ok(Arc::new(PgStore::open_with_ca(
+                &pg.url,
+                pg.max_connections,
+                pg.ca_file.as_deref(),
+            )?))
         }
         None => Ok(Arc::new(SqliteStore::open(
             &config.data_dir.join("sfx.db"),

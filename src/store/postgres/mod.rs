@@ -17,6 +17,7 @@ mod links;
 mod listing;
 mod outbox;
 mod schema;
+mod tls;
 mod uploads;
 
 use super::StoreError;
@@ -41,6 +42,16 @@ impl PgStore {
     /// Connects (lazily: the pool opens connections as calls need them) and brings the schema
     /// up to date, safely when several instances start at once.
     pub fn open(url: &str, max_connections: usize) -> Result<PgStore, StoreError> {
+        PgStore::open_with_ca(url, max_connections, None)
+    }
+
+    /// [`PgStore::open`], the server's TLS certificate (`?sslmode=require`) verified against
+    /// the PEM certificates in `ca_file` rather than the system's roots.
+    pub fn open_with_ca(
+        url: &str,
+        max_connections: usize,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("metadata.url: {e}")))?;
@@ -56,14 +67,16 @@ impl PgStore {
             .map_err(|e| {
                 StoreError::Backend(format!("cannot start the PostgreSQL runtime: {e}"))
             })?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // A connection the server closed (restart, idle timeout) is noticed and replaced.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            // A connection the server closed (restart, idle timeout) is noticed and replaced.
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if tls::asked(url) {
+            Manager::from_config(config, tls::connector(ca_file)?, recycling)
+        } else {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            Manager::from_config(config, NoTls, recycling)
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -152,8 +165,16 @@ fn pool_error(e: PoolError) -> StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            // No answer from the server at all: the connection broke or never opened.
-            return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+            // No answer from the server at all: the connection broke or never opened. The
+            // driver's message leaves out why ("error performing TLS handshake"): its causes
+            // say it ("invalid peer certificate: UnknownIssuer").
+            let mut why = format!("PostgreSQL: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                why.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            return StoreError::Unavailable(why);
         };
         let code = db.code();
         if *code == SqlState::DISK_FULL {
