@@ -171,12 +171,18 @@ async fn serve(config: sfx::Config) -> anyhow::Result<()> {
     if let Some(addr) = app.metrics_addr() {
         println!("metrics on http://{addr}/metrics");
     }
+    // The handlers are in place before "listening" is printed: a supervisor (or a test) that
+    // sends SIGTERM as soon as it reads that line must get a clean shutdown, not the default
+    // action (a race seen in CI when the handler was set up by a task polled later).
+    use tokio::signal::unix::{SignalKind, signal as unix_signal};
+    let term = unix_signal(SignalKind::terminate()).ok();
+    let int = unix_signal(SignalKind::interrupt()).ok();
     println!("listening on {}://{}", app.scheme(), app.local_addr()?);
     std::io::stdout().flush()?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(term, int).await;
         tracing::info!("shutting down");
         signal.cancel();
     });
@@ -237,18 +243,20 @@ fn audit_verify(data_dir: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+/// SIGTERM or SIGINT, with handlers registered by the caller (a missing one never fires).
+async fn wait_for_signal(
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+) {
+    async fn recv(s: Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(mut s) => drop(s.recv().await),
+            None => std::future::pending().await,
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+    }
+    tokio::select! {
+        () = recv(term) => {}
+        () = recv(int) => {}
     }
 }
 
