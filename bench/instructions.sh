@@ -24,11 +24,12 @@ for tool in valgrind callgrind_annotate curl base64; do
 done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/sfx
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 [ "$BUILD" = 1 ] && (cd "$ROOT" && cargo build --release --locked -q)
 WORK=$(mktemp -d); PID=""
 cleanup() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT && echo "work: $WORK" >&2
 BYTES=$((SIZE_MIB * 1048576))
 head -c "$BYTES" /dev/urandom > "$WORK/src.bin"
 base64 -w0 "$WORK/src.bin" > "$WORK/src.b64"
@@ -36,16 +37,7 @@ base64 -w0 "$WORK/src.bin" > "$WORK/src.b64"
 # Runs one server under callgrind, does upload $1 (or none), stops it; prints "total sha".
 counted() {
   local data=$WORK/data.$1 out=$WORK/cg.$1 port="" i
-  cat > "$WORK/sfx.toml" <<TOML
-listen = "127.0.0.1:0"
-data_dir = "$data"
-max_file_size = "8GiB"
-min_free_space = "1MiB"
-[[secrets]]
-label = "customers"
-secret = "support"
-permissions = ["create"]
-TOML
+  bench_config "$WORK/sfx.toml" "$data"
   RUST_LOG=sfx=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
     "$BIN" serve --config "$WORK/sfx.toml" > "$WORK/stdout.$1" 2> "$WORK/vg.$1" &
   PID=$!

@@ -7,6 +7,23 @@ mbps() { awk -v b="$1" -v t="$2" 'BEGIN{printf "%.0f", b/t/1e6}'; }
 # stats: numbers on stdin -> "best median worst"
 stats() { sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", a[1], m, a[NR]}'; }
 
+# bench_config FILE DATA_DIR [MORE_TOML]: the config of the sfx under test: 127.0.0.1, files up
+# to 8 GiB, the vendor's upload-only secret `support`; MORE_TOML adds top-level keys.
+bench_config() {
+  cat > "$1" <<TOML
+listen = "127.0.0.1:0"
+data_dir = "$2"
+max_file_size = "8GiB"
+min_free_space = "1MiB"
+${3:-}
+
+[[secrets]]
+label = "customers"
+secret = "support"
+permissions = ["create"]
+TOML
+}
+
 SFX_PID=""; ADDR=""
 # sfx_start CONFIG [RUST_LOG]: starts $BIN serve with its output in $WORK/sfx.{out,err} and
 # waits for `listening on http://ADDR` (sets SFX_PID and ADDR); refuses anything but 127.0.0.1.

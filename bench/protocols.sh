@@ -69,18 +69,7 @@ head -c "$BYTES" /dev/urandom > "$SRC"
 SRC_SHA=$(sha256sum "$SRC" | awk '{print $1}')
 base64 -w0 "$SRC" > "$SRC.b64"
 
-cat > "$CFG" <<TOML
-listen = "127.0.0.1:0"
-data_dir = "$DATA"
-max_file_size = "8GiB"
-min_free_space = "1MiB"
-quota_bytes = "1TiB"
-
-[[secrets]]
-label = "customers"
-secret = "support"
-permissions = ["create"]
-TOML
+bench_config "$CFG" "$DATA" 'quota_bytes = "1TiB"'
 # info: one line per request with its server-side time (ms=), summed for the tus PATCHes.
 sfx_start "$CFG" "${RUST_LOG:-sfx=info}"
 URL=http://$ADDR

@@ -90,17 +90,7 @@ head -c "$BYTES" /dev/urandom > "$SRC"
 SRC_SHA=$(sha_of "$SRC")   # also pulls the file into the page cache
 cat "$SRC" > /dev/null
 
-cat > "$CFG" <<TOML
-listen = "127.0.0.1:0"
-data_dir = "$DATA"
-max_file_size = "8GiB"
-min_free_space = "1MiB"
-
-[[secrets]]
-label = "customers"
-secret = "support"
-permissions = ["create"]
-TOML
+bench_config "$CFG" "$DATA"
 
 # ---- start sfx; its address comes from `listening on http://ADDR` on stdout ----
 sfx_start "$CFG" "${RUST_LOG:-sfx=warn}"

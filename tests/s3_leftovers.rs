@@ -48,39 +48,6 @@ fn slow_body(first: Vec<u8>, trickle: Vec<u8>) -> reqwest::Body {
     reqwest::Body::wrap_stream(stream)
 }
 
-async fn tus_patch(
-    at: &impl Endpoint,
-    location: &str,
-    offset: usize,
-    data: &[u8],
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .patch(at.url(location))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Authorization", CUSTOMER_BASIC)
-        .header("Upload-Offset", offset.to_string())
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn item_hash(at: &impl Endpoint, name: &str) -> String {
-    let r = reqwest::Client::new()
-        .get(at.url(&format!("{ITEMS}/{name}")))
-        .basic_auth("user", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{name}");
-    let v: serde_json::Value = r.json().await.unwrap();
-    v["file-meta"]["hash"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_removes_leftovers_and_spares_uploads_in_progress() {
     let Some(cluster) = Cluster::with_storage(STORAGE) else {
@@ -103,7 +70,7 @@ async fn the_sweeper_removes_leftovers_and_spares_uploads_in_progress() {
     // One-shot on A: 6 MiB at once (a part goes out), then 1 KiB every 500 ms for ~12 s.
     let file = random_bytes(6 * MIB + 24 * 1024, 7);
     let body = slow_body(file[..6 * MIB].to_vec(), file[6 * MIB..].to_vec());
-    let put = reqwest::Client::new()
+    let put = http()
         .put(a.url("/+upload/slow.bin"))
         .header("Authorization", CUSTOMER_BASIC)
         .header("Content-Length", file.len().to_string())
@@ -113,10 +80,7 @@ async fn the_sweeper_removes_leftovers_and_spares_uploads_in_progress() {
 
     // Resumable on B: 6 MiB acknowledged, then idle longer than `leftover_age`.
     let tus_file = random_bytes(7 * MIB, 8);
-    let created = reqwest::Client::new()
-        .post(b.url("/+tus/"))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Authorization", CUSTOMER_BASIC)
+    let created = tus(http().post(b.url("/+tus/")))
         .header("Upload-Length", tus_file.len().to_string())
         .header("Upload-Metadata", format!("filename {}", b64(b"idle.bin")))
         .send()
@@ -151,7 +115,7 @@ async fn the_sweeper_removes_leftovers_and_spares_uploads_in_progress() {
     let r = put.await.unwrap().unwrap();
     assert!(r.status().is_success(), "slow PUT: {}", r.status());
     let name = r.headers()["sfx-item"].to_str().unwrap().to_string();
-    assert_eq!(item_hash(&b, &name).await, sha256_hex(&file));
+    assert_eq!(file_meta(&b, &name).await["hash"], sha256_hex(&file));
     let r = tus_patch(&a, &location, 6 * MIB, &tus_file[6 * MIB..]).await;
     assert_eq!(
         r.status(),
@@ -159,7 +123,10 @@ async fn the_sweeper_removes_leftovers_and_spares_uploads_in_progress() {
         "the idle tus upload goes on, on the other instance"
     );
     let tus_name = r.headers()["sfx-item"].to_str().unwrap().to_string();
-    assert_eq!(item_hash(&a, &tus_name).await, sha256_hex(&tus_file));
+    assert_eq!(
+        file_meta(&a, &tus_name).await["hash"],
+        sha256_hex(&tus_file)
+    );
     assert_eq!(
         s3::open_multipart_uploads(&prefix).await,
         Vec::<String>::new()

@@ -13,13 +13,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
 /// One bepasty REST chunk (raw `begin..end` of `file`), as bepasty-cli sends it.
 async fn rest_chunk(
     at: &impl Endpoint,
@@ -44,11 +37,6 @@ async fn rest_chunk(
     rb.send().await.unwrap()
 }
 
-fn tus(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    rb.header("Tus-Resumable", "1.0.0")
-        .header("Authorization", CUSTOMER_BASIC)
-}
-
 async fn tus_offset(at: &impl Endpoint, location: &str) -> u64 {
     let r = tus(http().head(at.url(location))).send().await.unwrap();
     assert_eq!(r.status(), 200, "HEAD {location}");
@@ -57,33 +45,6 @@ async fn tus_offset(at: &impl Endpoint, location: &str) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-async fn tus_patch(
-    at: &impl Endpoint,
-    location: &str,
-    offset: usize,
-    data: &[u8],
-) -> reqwest::Response {
-    tus(http().patch(at.url(location)))
-        .header("Content-Type", "application/offset+octet-stream")
-        .header("Upload-Offset", offset.to_string())
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The admin's view of an item: its `file-meta` (size, hash, complete).
-async fn file_meta(at: &impl Endpoint, name: &str) -> serde_json::Value {
-    let r = http()
-        .get(at.url(&format!("{ITEMS}/{name}")))
-        .basic_auth("user", Some(ADMIN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "meta of {name}");
-    r.json::<serde_json::Value>().await.unwrap()["file-meta"].clone()
 }
 
 async fn download(at: &impl Endpoint, name: &str) -> Vec<u8> {

@@ -63,3 +63,33 @@ impl Cluster {
         self.dir.path().join(format!("i{n}.log"))
     }
 }
+
+/// A client that opens a new connection for every request (each may go to another instance).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// A tus request as the customer.
+pub fn tus(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    rb.header("Tus-Resumable", "1.0.0")
+        .header("Authorization", CUSTOMER_BASIC)
+}
+
+/// A tus PATCH of `data` at `offset`.
+pub async fn tus_patch(
+    at: &impl Endpoint,
+    location: &str,
+    offset: usize,
+    data: &[u8],
+) -> reqwest::Response {
+    tus(http().patch(at.url(location)))
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", offset.to_string())
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
