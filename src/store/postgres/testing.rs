@@ -36,10 +36,18 @@ pub(crate) fn test_db() -> Option<TestDb> {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        execute(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
+        // Retried: the server can refuse while it is still ending the test's own connections
+        // (seen once in CI as a bare "db error" while tests drop their databases at once).
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let mut last = String::new();
+        for _ in 0..5 {
+            match try_execute(&self.admin, &sql) {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        panic!("{sql}: {last}");
     }
 }
 
