@@ -62,6 +62,12 @@ impl BlobSink for AnyNewWriter {
             AnyNewWriter::S3(w) => w.write(chunk).await,
         }
     }
+    async fn flush(&mut self) -> Result<(), BlobError> {
+        match self {
+            AnyNewWriter::Local(w) => BlobSink::flush(w).await,
+            AnyNewWriter::S3(_) => Ok(()),
+        }
+    }
     async fn finish(self) -> Result<Written<AnyBlob>, BlobError> {
         Ok(match self {
             AnyNewWriter::Local(w) => {
@@ -90,6 +96,12 @@ impl BlobSink for AnyAppendWriter {
         match self {
             AnyAppendWriter::Local(w) => BlobSink::write(w, chunk).await,
             AnyAppendWriter::S3(w) => w.write(chunk).await,
+        }
+    }
+    async fn flush(&mut self) -> Result<(), BlobError> {
+        match self {
+            AnyAppendWriter::Local(w) => BlobSink::flush(w).await,
+            AnyAppendWriter::S3(_) => Ok(()),
         }
     }
     async fn finish(self) -> Result<Appended, BlobError> {

@@ -21,6 +21,11 @@ pub trait BlobSink: Send + 'static {
     type Done: Send + 'static;
     /// Queues a chunk; waits when the backend is behind (bounded memory).
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BlobError>> + Send;
+    /// The source has nothing more ready: hands on what is gathered rather than hold it while
+    /// the client is slow.
+    fn flush(&mut self) -> impl Future<Output = Result<(), BlobError>> + Send {
+        async { Ok(()) }
+    }
     /// Makes everything written durable and returns the result.
     fn finish(self) -> impl Future<Output = Result<Self::Done, BlobError>> + Send;
 }
@@ -29,6 +34,9 @@ impl<T: super::writer::Finished + Send + 'static> BlobSink for BlobWriter<T> {
     type Done = T;
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BlobError>> + Send {
         BlobWriter::write(self, chunk)
+    }
+    fn flush(&mut self) -> impl Future<Output = Result<(), BlobError>> + Send {
+        BlobWriter::flush(self)
     }
     fn finish(self) -> impl Future<Output = Result<T, BlobError>> + Send {
         BlobWriter::finish(self)

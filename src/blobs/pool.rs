@@ -9,16 +9,31 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Body bytes every upload together may hold, from the moment a writer takes a chunk until it
+/// is written and hashed. Without it each upload held up to its own 5 MiB, and 50 concurrent
+/// 20 MiB uploads peaked at 184 MiB of RSS (../shared/bench/concurrent-uploads.sh); one upload
+/// needs about 5 MiB to keep the disk and the hash busy, so 8 MiB costs a lone upload nothing.
+pub const HELD_BYTES: usize = 8 << 20;
+
 pub struct Pool {
     tx: mpsc::Sender<Job>,
+    /// [`HELD_BYTES`], one permit per byte.
+    held: Arc<Semaphore>,
+    held_max: usize,
 }
 
 impl Pool {
     /// `threads` workers, named `sfx-io`.
     pub fn new(threads: usize) -> std::io::Result<Arc<Pool>> {
+        Pool::with_budget(threads, HELD_BYTES)
+    }
+
+    /// The same with a budget of `held` bytes instead of [`HELD_BYTES`].
+    pub fn with_budget(threads: usize, held: usize) -> std::io::Result<Arc<Pool>> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..threads.max(1) {
@@ -36,7 +51,16 @@ impl Pool {
                     }
                 })?;
         }
-        Ok(Arc::new(Pool { tx }))
+        Ok(Arc::new(Pool {
+            tx,
+            held: Arc::new(Semaphore::new(held)),
+            held_max: held,
+        }))
+    }
+
+    /// The budget shared by every upload's writer, and its size.
+    pub fn held(&self) -> (&Arc<Semaphore>, usize) {
+        (&self.held, self.held_max)
     }
 
     /// Enough threads to hash and write on every core, and to keep the disk busy meanwhile.

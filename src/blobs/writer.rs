@@ -4,7 +4,11 @@
 //! The async side gathers network chunks into batches of about 1 MiB and hands each batch to
 //! two [`Strand`]s on the shared [`Pool`]: one writes it (`pwritev` at its offset, straight
 //! from the received buffers), the other hashes it, so both proceed at once. At most
-//! [`IN_FLIGHT`] bytes of an upload wait for the disk; a faster client waits instead.
+//! [`IN_FLIGHT`] bytes of an upload wait for the disk, and at most
+//! [`HELD_BYTES`](super::pool::HELD_BYTES) of all
+//! uploads together are held from the moment the writer takes them; a faster client waits
+//! instead. When the source has nothing more ready, [`BlobWriter::flush`] hands on what is
+//! gathered, so an upload that waits for its client holds none of the shared budget.
 //! Tiny chunks (a trickling client) are copied into one buffer, so they do not each pin a
 //! network buffer. On Linux the writer also starts the kernel's writeback every few MiB, so the
 //! final fsync has little left to flush and an upload does not pile up dirty page cache.
@@ -20,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tempfile::TempPath;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// A batch is handed over once it holds this many bytes (or [`BATCH_CHUNKS`] chunks).
 const BATCH_BYTES: usize = 1 << 20;
@@ -190,6 +194,11 @@ pub struct BlobWriter<T: Finished = Written> {
     hashes: Strand,
     /// Bytes handed over but not yet written and hashed, in KiB.
     room: Arc<Semaphore>,
+    /// The pool's shared budget and its size, and this writer's share of it for the batch it
+    /// gathers.
+    budget: Arc<Semaphore>,
+    budget_max: usize,
+    held: Option<OwnedSemaphorePermit>,
     /// A new upload's temp file: removed when the writer is dropped unfinished.
     temp: Option<TempPath>,
     start: u64,
@@ -287,6 +296,9 @@ impl<T: Finished> BlobWriter<T> {
             writes: Strand::new(store.pool()),
             hashes: Strand::new(store.pool()),
             room: Arc::new(Semaphore::new(IN_FLIGHT >> 10)),
+            budget: Arc::clone(store.pool().held().0),
+            budget_max: store.pool().held().1,
+            held: None,
             temp,
             start,
             offset: start,
@@ -306,6 +318,7 @@ impl<T: Finished> BlobWriter<T> {
         if chunk.is_empty() {
             return Ok(());
         }
+        self.take_share(chunk.len()).await?;
         if chunk.len() < COPY_BELOW {
             if self.small.capacity() == 0 {
                 self.small.reserve(4 * COPY_BELOW);
@@ -326,6 +339,37 @@ impl<T: Finished> BlobWriter<T> {
         Ok(())
     }
 
+    /// Takes `len` bytes of the shared budget (all of it at most, so that a larger chunk still
+    /// gets through once the others are done). When it is short, the gathered batch goes on
+    /// first, so that this writer waits holding nothing.
+    async fn take_share(&mut self, len: usize) -> Result<(), BlobError> {
+        let n = u32::try_from(len.min(self.budget_max)).unwrap_or(u32::MAX);
+        let permit = match Arc::clone(&self.budget).try_acquire_many_owned(n) {
+            Ok(p) => p,
+            Err(_) => {
+                self.send_batch().await?;
+                Arc::clone(&self.budget)
+                    .acquire_many_owned(n)
+                    .await
+                    .map_err(|_| BlobError::Aborted)?
+            }
+        };
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+
+    /// Hands on what is gathered now: the source has nothing more ready, and the bytes should
+    /// not wait for it (nor hold the shared budget while they do).
+    pub async fn flush(&mut self) -> Result<(), BlobError> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(self.shared.take_error());
+        }
+        self.send_batch().await
+    }
+
     /// Moves the copied small chunks into the batch (keeping the byte order).
     fn seal_small(&mut self) {
         if !self.small.is_empty() {
@@ -341,12 +385,12 @@ impl<T: Finished> BlobWriter<T> {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
         let len = std::mem::take(&mut self.batch_len);
         let kib = u32::try_from(len.div_ceil(1024).min(IN_FLIGHT >> 10)).unwrap_or(u32::MAX);
-        let permit = Arc::new(
-            Arc::clone(&self.room)
-                .acquire_many_owned(kib)
-                .await
-                .map_err(|_| BlobError::Aborted)?,
-        );
+        let room = Arc::clone(&self.room)
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| BlobError::Aborted)?;
+        // Both go back when the batch is written and hashed.
+        let permit = Arc::new((room, self.held.take()));
         let offset = self.offset;
         self.offset += len as u64;
         let (shared, batch2, permit2) =
@@ -472,6 +516,7 @@ pub(super) fn new_pool() -> io::Result<Arc<Pool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const HELLO_WORLD: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
 
@@ -513,6 +558,38 @@ mod tests {
         assert_eq!(done.size, at as u64);
         assert_eq!(std::fs::read(&done.blob).unwrap(), &data[..at]);
         assert_eq!(done.sha256, hex::encode(Sha256::digest(&data[..at])));
+    }
+
+    /// A writer short of the shared budget hands on its own batch and waits; it goes on once
+    /// another writer hands on the bytes it gathered (what `receive_chunk` makes it do when its
+    /// client pauses), and a chunk larger than the whole budget still gets through.
+    #[tokio::test]
+    async fn the_shared_budget_waits_for_gathered_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LocalBlobs::open(dir.path()).unwrap();
+        store.pool = Pool::with_budget(2, 64 << 10).unwrap();
+        let budget = Arc::clone(store.pool.held().0);
+        let mut a = BlobWriter::start(&store, 0).unwrap();
+        a.write(Bytes::from(vec![1u8; 48 << 10])).await.unwrap();
+        assert_eq!(budget.available_permits(), 16 << 10);
+        let mut b = BlobWriter::start(&store, 0).unwrap();
+        let second = async {
+            b.write(Bytes::from(vec![2u8; 32 << 10])).await.unwrap();
+            b.write(Bytes::from(vec![3u8; 100 << 10])).await.unwrap();
+            b.finish().await.unwrap()
+        };
+        tokio::pin!(second);
+        let waited = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
+        assert!(waited.is_err(), "b went on while a held the budget");
+        a.flush().await.unwrap();
+        let b_done = tokio::time::timeout(Duration::from_secs(10), second)
+            .await
+            .expect("b waited on after a handed its bytes on");
+        assert_eq!(b_done.size, (32 + 100) << 10);
+        let a_done = a.finish().await.unwrap();
+        assert_eq!(a_done.size, 48 << 10);
+        // Everything written and hashed: the whole budget is back.
+        assert_eq!(budget.available_permits(), 64 << 10);
     }
 
     #[tokio::test]

@@ -41,6 +41,10 @@ pub(super) struct Ctx {
     builder: auto::Builder<TokioExecutor>,
 }
 
+/// hyper's read buffer per HTTP/1 connection (its default, about 400 KiB, let 50 concurrent
+/// uploads hold 25 MiB of it, and as much again in multer's copies).
+const READ_BUFFER: usize = 64 << 10;
+
 impl Ctx {
     pub fn new(state: Arc<State>, shutdown: CancellationToken, connections: TaskTracker) -> Ctx {
         let limits = &state.config.limits;
@@ -51,6 +55,7 @@ impl Ctx {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .max_headers(100)
+            .max_buf_size(READ_BUFFER)
             // A client that shuts down its sending side after a complete request
             // (`nc -N`, socat, `shutdown(SHUT_WR)`) still gets its answer.
             .half_close(true);

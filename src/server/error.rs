@@ -278,6 +278,7 @@ impl AppError {
             ),
             ReceiveError::Limit(l) => l.into(),
             ReceiveError::Source(e) => source(e),
+            ReceiveError::Sink(e) => e.into(),
         }
     }
 }

@@ -123,6 +123,11 @@ impl Ticket {
         self.progress.evict.cancelled().await
     }
 
+    /// Whether it was.
+    pub fn is_evicted(&self) -> bool {
+        self.progress.evict.is_cancelled()
+    }
+
     /// How long ago this slot was taken (for a one-shot upload: how long it has been running).
     pub fn elapsed(&self) -> Duration {
         self.progress.started.elapsed()

@@ -4,7 +4,9 @@
 //! it is known to be one.
 
 use super::{Limit, Ticket};
+use crate::blobs::BlobError;
 use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,22 +21,52 @@ pub enum ReceiveError<E> {
     Limit(Limit),
     #[error(transparent)]
     Source(E),
+    /// Handing on what was gathered failed (the disk).
+    #[error(transparent)]
+    Sink(BlobError),
 }
 
+/// How long the bytes a writer gathered may wait for the client's next chunk before they are
+/// handed on. Handing them on at every pause (microseconds at loopback speed) made a batch of
+/// every 64 KiB read: 9,400 `pwritev`s and 38,000 futex calls per GiB.
+const HOLD_FOR: Duration = Duration::from_millis(20);
+
 /// Awaits `next` (the source's next chunk) for at most `idle`, adds its length to `*received`
-/// and fails if that passes `limit`.
+/// and fails if that passes `limit`. When the chunk is not there within [`HOLD_FOR`], `waiting`
+/// runs first: the writer hands on what it gathered (`BlobSink::flush`), so nothing of this
+/// upload waits in memory, holding the writers' shared budget, on a slow client.
 pub async fn receive_chunk<T: AsRef<[u8]>, E>(
     next: impl Future<Output = Result<Option<T>, E>>,
+    waiting: impl Future<Output = Result<(), BlobError>>,
     idle: Duration,
     received: &mut u64,
     limit: u64,
     ticket: &Ticket,
 ) -> Result<Option<T>, ReceiveError<E>> {
-    let chunk = tokio::select! {
-        chunk = tokio::time::timeout(idle, next) => chunk
-            .map_err(|_| ReceiveError::Idle(idle))?
-            .map_err(ReceiveError::Source)?,
-        () = ticket.evicted() => return Err(ReceiveError::TooSlow),
+    let mut next = std::pin::pin!(next);
+    let ready = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
+    let chunk = match ready {
+        Poll::Ready(chunk) if !ticket.is_evicted() => chunk.map_err(ReceiveError::Source)?,
+        Poll::Ready(_) => return Err(ReceiveError::TooSlow),
+        Poll::Pending => {
+            let soon = tokio::select! {
+                biased;
+                chunk = next.as_mut() => Some(chunk),
+                () = tokio::time::sleep(HOLD_FOR) => None,
+            };
+            match soon {
+                Some(chunk) => chunk.map_err(ReceiveError::Source)?,
+                None => {
+                    waiting.await.map_err(ReceiveError::Sink)?;
+                    tokio::select! {
+                        chunk = tokio::time::timeout(idle, next) => chunk
+                            .map_err(|_| ReceiveError::Idle(idle))?
+                            .map_err(ReceiveError::Source)?,
+                        () = ticket.evicted() => return Err(ReceiveError::TooSlow),
+                    }
+                }
+            }
+        }
     };
     if let Some(c) = &chunk {
         let n = c.as_ref().len() as u64;

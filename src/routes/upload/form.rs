@@ -138,7 +138,8 @@ async fn read_to_end(r: &Reader<'_>, mut body: SharedBody) -> Result<(), AppErro
     let mut received = 0;
     loop {
         let next = async { body.next().await.transpose() };
-        match receive_chunk(next, r.idle, &mut received, MAX_EPILOGUE, r.ticket).await {
+        let ready = std::future::ready(Ok(()));
+        match receive_chunk(next, ready, r.idle, &mut received, MAX_EPILOGUE, r.ticket).await {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(()),
             Err(ReceiveError::TooLarge(_)) => {
@@ -175,10 +176,12 @@ async fn stream_field(
 ) -> Result<Written<Blob>, AppError> {
     let mut writer = r.state.engine.stage().await?;
     let mut received = 0;
-    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit, r.ticket)
-        .await
-        .map_err(|e| receive_error(e, "a file"))?
-    {
+    loop {
+        let next = field.chunk();
+        let chunk = receive_chunk(next, writer.flush(), r.idle, &mut received, limit, r.ticket)
+            .await
+            .map_err(|e| receive_error(e, "a file"))?;
+        let Some(chunk) = chunk else { break };
         writer.write(chunk).await?;
     }
     Ok(writer.finish().await?)
@@ -192,9 +195,17 @@ async fn small_field(
     let name = field.name().unwrap_or("").to_string();
     let mut buf = Vec::new();
     let mut received = 0;
-    while let Some(chunk) = receive_chunk(field.chunk(), r.idle, &mut received, limit, r.ticket)
-        .await
-        .map_err(|e| receive_error(e, &format!("the field `{name}`")))?
+    let ready = || std::future::ready(Ok(()));
+    while let Some(chunk) = receive_chunk(
+        field.chunk(),
+        ready(),
+        r.idle,
+        &mut received,
+        limit,
+        r.ticket,
+    )
+    .await
+    .map_err(|e| receive_error(e, &format!("the field `{name}`")))?
     {
         buf.extend_from_slice(&chunk);
     }

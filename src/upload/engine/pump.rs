@@ -107,6 +107,7 @@ where
         let next = tokio::select! {
             next = receive_chunk(
                 async { body.next().await.transpose() },
+                sink.flush(),
                 b.idle,
                 &mut received,
                 b.max_body,
@@ -123,6 +124,7 @@ where
             ReceiveError::TooSlow => UploadError::TooSlow,
             ReceiveError::Limit(l) => UploadError::Limit(l),
             ReceiveError::Source(_) => UploadError::Interrupted,
+            ReceiveError::Sink(e) => e.into(),
         })?;
         let Some(chunk) = next else { break };
         let data = match decoder.as_mut() {
