@@ -31,6 +31,9 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
             Ok(n) => tracing::info!(removed = n, "expired items removed"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
+        if let Err(e) = blocking(&state.store, |s| s.maintain()).await {
+            tracing::warn!(error = %e, "store maintenance failed");
+        }
         if let crate::blobs::Blobs::S3(s3) = &state.blobs
             && s3.clean_up_due()
         {

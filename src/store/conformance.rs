@@ -12,10 +12,12 @@ use crate::links::{NewLink, Refusal, Usage};
 use std::sync::Arc;
 
 mod cluster;
+mod paging;
 use cluster::{
     exclusive_holds_are_one_at_a_time, ledger_commits_and_rolls_back, ledger_leases_are_exclusive,
     shared_keys_keep_the_first,
 };
+use paging::wide_ranges_page_alike;
 
 pub(crate) struct Backend {
     open: Box<dyn Fn() -> Arc<dyn MetaStore> + Send + Sync>,
@@ -102,6 +104,7 @@ conformance!(
     ledger_leases_are_exclusive,
     shared_keys_keep_the_first,
     exclusive_holds_are_one_at_a_time,
+    wide_ranges_page_alike,
 );
 
 pub(crate) fn item(name: &str, created: i64, filename: &str, reference: Option<&str>) -> Item {

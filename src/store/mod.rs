@@ -206,6 +206,11 @@ pub trait MetaStore: Outbox + AuditStore + LinkStore + Ledger + Send + Sync {
     /// dropped, or `None` while another holds it (the sweeper: one at a time). The hold dies
     /// with the instance holding it.
     fn try_exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError>;
+    /// Keeps the query planner's statistics current (run by the sweeper each tick; cheap when
+    /// little changed). PostgreSQL's autovacuum does it by itself.
+    fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A hold taken by [`MetaStore::try_exclusive`]; let go when dropped.

@@ -16,6 +16,12 @@ use rusqlite::{Connection, OptionalExtension};
 struct Filter {
     sql: String,
     params: Vec<(&'static str, Value)>,
+    /// Any of the query's own filters, beyond what the caller may see.
+    narrowed: bool,
+    /// A range among them (an address or SHA-256 prefix, dates), which can match many items.
+    ranges: bool,
+    /// A `LIKE` scan among them (a search shorter than a trigram): counted only when needed.
+    scans: bool,
 }
 
 impl Filter {
@@ -23,6 +29,12 @@ impl Filter {
         self.sql.push_str(" AND ");
         self.sql.push_str(clause);
         self.params.extend(binds);
+    }
+
+    /// One of the query's filters (not the visibility term).
+    fn narrow(&mut self, clause: &str, binds: impl IntoIterator<Item = (&'static str, Value)>) {
+        self.narrowed = true;
+        self.and(clause, binds);
     }
 
     fn refs(&self) -> Vec<(&str, &dyn rusqlite::ToSql)> {
@@ -56,7 +68,7 @@ fn contains(f: &mut Filter, param: &'static str, column: Option<&str>, s: &str) 
     match trigram_phrase(s) {
         Some(p) => {
             let query = column.map_or_else(|| p.clone(), |c| format!("{c} : {p}"));
-            f.and(&text_match(param), [(param, text(&query))]);
+            f.narrow(&text_match(param), [(param, text(&query))]);
         }
         None => {
             let sql = match column {
@@ -65,7 +77,8 @@ fn contains(f: &mut Filter, param: &'static str, column: Option<&str>, s: &str) 
                     "(filename LIKE {param} ESCAPE '\\' OR reference LIKE {param} ESCAPE '\\')"
                 ),
             };
-            f.and(&sql, [(param, text(&like_pattern(s)))]);
+            f.narrow(&sql, [(param, text(&like_pattern(s)))]);
+            f.scans = true;
         }
     }
 }
@@ -74,6 +87,9 @@ fn filter(q: &ListQuery) -> Filter {
     let mut f = Filter {
         sql: "deleted_at IS NULL".into(),
         params: Vec::new(),
+        narrowed: false,
+        ranges: false,
+        scans: false,
     };
     if !q.include_locked {
         f.and(&format!("NOT ({NOT_FOR_ALL})"), []);
@@ -96,33 +112,39 @@ fn filter(q: &ListQuery) -> Filter {
     if let Some(p) = given(&q.sha256) {
         // Hex digits all sort below 'g': [p, p+"g") is every hash starting with p, and the
         // range uses the index.
-        f.and(
+        f.narrow(
             "sha256 >= :sha_lo AND sha256 < :sha_hi",
             [(":sha_lo", text(&p)), (":sha_hi", text(&format!("{p}g")))],
         );
+        f.ranges = true;
     }
     if let Some(c) = given(&q.client) {
         match c.parse::<std::net::IpAddr>() {
             // A whole address matches exactly (10.0.0.1 is not 10.0.0.10), in the form sfx
             // records it.
-            Ok(ip) => f.and("client_ip = :client", [(":client", text(&ip.to_string()))]),
-            Err(_) => f.and(
-                "client_ip >= :client_lo AND client_ip < :client_hi",
-                [
-                    (":client_lo", text(&c)),
-                    (":client_hi", text(&format!("{c}\u{10FFFF}"))),
-                ],
-            ),
+            Ok(ip) => f.narrow("client_ip = :client", [(":client", text(&ip.to_string()))]),
+            Err(_) => {
+                f.narrow(
+                    "client_ip >= :client_lo AND client_ip < :client_hi",
+                    [
+                        (":client_lo", text(&c)),
+                        (":client_hi", text(&format!("{c}\u{10FFFF}"))),
+                    ],
+                );
+                f.ranges = true;
+            }
         }
     }
     if let Some(u) = given(&q.uploader) {
-        f.and("uploader = :uploader", [(":uploader", text(&u))]);
+        f.narrow("uploader = :uploader", [(":uploader", text(&u))]);
     }
     if let Some(t) = q.since {
-        f.and("created_at >= :since", [(":since", Value::Integer(t))]);
+        f.narrow("created_at >= :since", [(":since", Value::Integer(t))]);
+        f.ranges = true;
     }
     if let Some(t) = q.until {
-        f.and("created_at < :until", [(":until", Value::Integer(t))]);
+        f.narrow("created_at < :until", [(":until", Value::Integer(t))]);
+        f.ranges = true;
     }
     f
 }
@@ -138,8 +160,44 @@ fn order(q: &ListQuery) -> String {
     }
 }
 
+/// The index that holds the live items in `q`'s order (migration 7); for the time order, the
+/// one of what the caller may see.
+fn order_index(q: &ListQuery) -> &'static str {
+    match (q.sort, q.include_locked) {
+        (Sort::Time, true) => "items_live_time",
+        (Sort::Time, false) => "items_public_time",
+        (Sort::Size, _) => "items_live_size",
+        (Sort::Name, _) => "items_live_filename",
+    }
+}
+
 pub fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, StoreError> {
     let f = filter(q);
+    let window = q.offset.saturating_add(q.limit);
+    // SQLite counts the visible items by scanning the table unless told to read the time
+    // index (desk's first page, 100k items: 13.4 -> 5.9 ms). A search by a range is counted
+    // first: how many match decides how its page is read.
+    let time_index = if q.include_locked {
+        "items_live_time"
+    } else {
+        "items_public_time"
+    };
+    let count = |index: Option<&str>| -> Result<u64, StoreError> {
+        let hint = index.map_or_else(String::new, |i| format!(" INDEXED BY {i}"));
+        let n: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM items{hint} WHERE {}", f.sql))?
+            .query_row(f.refs().as_slice(), |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let total = (f.ranges && !f.scans).then(|| count(None)).transpose()?;
+    // SQLite reads a range filter's own index (a client network, a SHA-256 prefix) and sorts
+    // every match; when the matches are many and the page is near the front, walking the
+    // order's index and skipping the rest finds the page sooner (`client=192.0.2.`, 100k
+    // matches: 20.6 -> 9.4 ms). Either way the rows are the same.
+    let hint = match total {
+        Some(t) if t >= window.saturating_mul(10) => format!(" INDEXED BY {}", order_index(q)),
+        _ => String::new(),
+    };
     let mut page = f.refs();
     let limit = Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX));
     let offset = Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX));
@@ -147,23 +205,21 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, StoreError> {
     page.push((":offset", &offset));
     let items = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM items WHERE {} ORDER BY {} LIMIT :limit OFFSET :offset",
+            "SELECT {COLUMNS} FROM items{hint} WHERE {} ORDER BY {} LIMIT :limit OFFSET :offset",
             f.sql,
             order(q)
         ))?
         .query_map(page.as_slice(), item_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    // A short page that is not past the end tells the total by itself: a search that matches
-    // little (the usual one) then scans the items once, not twice for a count as well
-    // (`q=nomatch`, 100k items: 69 -> 35 ms).
-    let short = (items.len() as u64) < q.limit && (!items.is_empty() || q.offset == 0);
-    let total = if short {
-        q.offset.saturating_add(items.len() as u64)
-    } else {
-        let n: i64 = conn
-            .prepare_cached(&format!("SELECT count(*) FROM items WHERE {}", f.sql))?
-            .query_row(f.refs().as_slice(), |r| r.get(0))?;
-        u64::try_from(n).unwrap_or(0)
+    let total = match total {
+        Some(t) => t,
+        // A short page that is not past the end tells the total by itself (a `LIKE` scan
+        // that matches little, 100k items: one scan of 35 ms, not two).
+        None if (items.len() as u64) < q.limit && (!items.is_empty() || q.offset == 0) => {
+            q.offset.saturating_add(items.len() as u64)
+        }
+        None if f.narrowed => count(None)?,
+        None => count(Some(time_index))?,
     };
     Ok(ListPage { items, total })
 }

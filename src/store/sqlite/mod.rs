@@ -45,6 +45,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        // Statistics for the planner from the start (see `maintain`), read from a sample of
+        // each index so that start-up stays quick whatever the size.
+        conn.execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -391,6 +394,14 @@ impl MetaStore for SqliteStore {
     fn try_exclusive(&self, _name: &str) -> Result<Option<Exclusive>, StoreError> {
         // A SQLite store has one process (the data-dir lock): nobody to exclude.
         Ok(Some(Exclusive::new(())))
+    }
+
+    fn maintain(&self) -> Result<(), StoreError> {
+        // Without statistics SQLite guessed the uploader index for `client=A&uploader=B`
+        // (10,000 rows sorted, 13 ms at 100k items; with them the client's 400: 1 ms).
+        // `optimize` analyzes only tables that changed much since their last analysis.
+        self.conn().execute_batch("PRAGMA optimize;")?;
+        Ok(())
     }
 }
 
