@@ -14,7 +14,7 @@ use deadpool_postgres::Object;
 /// time wait, then find the schema up to date.
 const MIGRATION_LOCK: i64 = 0x5346_5800_0000_0001;
 
-pub(super) const MIGRATIONS: [&str; 9] = [
+pub(super) const MIGRATIONS: [&str; 10] = [
     // 1: items
     r#"CREATE TABLE items (
         name          TEXT COLLATE "C" PRIMARY KEY,
@@ -166,6 +166,21 @@ pub(super) const MIGRATIONS: [&str; 9] = [
     );",
     // 9: keys every instance sharing the store must agree on (the session-signing key).
     "CREATE TABLE shared_keys (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
+    // 10: trigram indexes for the console's substring searches (`ILIKE '%x%'` on filename and
+    // reference, listing.rs), as SQLite's FTS5 trigram table is for it. pg_trgm ships with
+    // PostgreSQL and is a trusted extension (the database's owner may create it); where it
+    // cannot be had, the searches stay sequential scans rather than sfx refusing to start.
+    "DO $$
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE INDEX items_live_filename_trgm ON items USING gin (filename gin_trgm_ops)
+            WHERE deleted_at IS NULL;
+        CREATE INDEX items_live_reference_trgm ON items USING gin (reference gin_trgm_ops)
+            WHERE deleted_at IS NULL;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'sfx: no trigram indexes, console searches will scan: %', SQLERRM;
+    END
+    $$;",
 ];
 
 /// Brings the schema up to date in one transaction under [`MIGRATION_LOCK`]; refuses a
