@@ -78,3 +78,58 @@ pub async fn receive_chunk<T: AsRef<[u8]>, E>(
     }
     Ok(chunk)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::admission::{Admission, AdmissionLimits};
+    use crate::upload::limits::Limits;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The writer is asked to hand its bytes on only when the next chunk keeps it waiting
+    /// past [`HOLD_FOR`]; a chunk that is there, or comes soon, is taken as it is.
+    #[tokio::test(start_paused = true)]
+    async fn gathered_bytes_are_handed_on_only_when_the_client_pauses() {
+        let admission = Admission::new(AdmissionLimits {
+            total: 1,
+            per_client: 1,
+            per_network: 1,
+            min_rate: 0,
+            window: Duration::from_secs(10),
+        });
+        let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let account = Limits::unlimited().account(ip, false);
+        let ticket = admission.admit(ip, account).await.unwrap();
+        for (delay_ms, flushed) in [
+            (0, false),
+            (5, false),
+            (19, false),
+            (21, true),
+            (5000, true),
+        ] {
+            let asked = AtomicBool::new(false);
+            let next = async {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                Ok::<_, ()>(Some(vec![1u8; 3]))
+            };
+            let waiting = async {
+                asked.store(true, Ordering::SeqCst);
+                Ok(())
+            };
+            let mut received = 0;
+            let got = receive_chunk(
+                next,
+                waiting,
+                Duration::from_secs(60),
+                &mut received,
+                10,
+                &ticket,
+            )
+            .await
+            .unwrap();
+            assert_eq!(got, Some(vec![1u8; 3]), "{delay_ms} ms");
+            assert_eq!(received, 3);
+            assert_eq!(asked.load(Ordering::SeqCst), flushed, "{delay_ms} ms");
+        }
+    }
+}
