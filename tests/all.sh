@@ -13,7 +13,7 @@ if [ -n "${SFX_TEST_POSTGRES_URL:-}" ] && [ -n "${SFX_TEST_S3_ENDPOINT:-}" ]; th
     SFX_TEST_STORE=postgres SFX_TEST_BLOBS=s3 cargo test --locked \
         --test upload_curl --test put_upload --test rest_api --test rest_clients \
         --test tus_resume --test tus_clients --test ietf_uploads --test downloads \
-        --test permissions --test alerts --test links --test client_script --test console \
+        --test permissions --test alerts --test links --test client_script --test console_list --test console_zip --test console_deliveries \
         --test browser \
         -- --skip a_member_over_4_gib_gets_zip64 --skip zips_in_progress_are_capped_and_given_back
 elif [ "${SFX_REQUIRE_S3:-}" = 1 ]; then

@@ -8,6 +8,7 @@ mod binary;
 mod chromium;
 mod clamd;
 mod cluster;
+mod console;
 mod cut_proxy;
 mod http;
 mod postgres;
@@ -24,8 +25,8 @@ mod wait;
 // script).
 #[allow(unused_imports)]
 pub use {
-    binary::*, chromium::*, clamd::*, cluster::*, cut_proxy::*, http::*, postgres::*, python::*,
-    raw::*, receiver::*, smtp::*, tls::*, wait::*,
+    binary::*, chromium::*, clamd::*, cluster::*, console::*, cut_proxy::*, http::*, postgres::*,
+    python::*, raw::*, receiver::*, smtp::*, tls::*, wait::*,
 };
 
 use base64::Engine;

@@ -9,14 +9,13 @@
 //! archive. A blob that fails mid-way ends the body with an error: the client sees a broken
 //! transfer, never a ZIP that looks whole.
 //!
-//! The `zip` crate's writer is synchronous: it runs on a blocking thread, fed through a bounded
-//! channel by an async task that reads the blobs, and its output goes back to the body through
-//! another bounded channel.
+//! The archive itself is made in [`pipeline`].
+
+mod pipeline;
 
 use super::{FORM_LIMIT, names, query_pairs};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{Permission, Principal};
-use crate::blobs::{BlobStore, Blobs};
 use crate::items::{ItemName, sanitize_filename};
 use crate::routes::download::{record_download, scan_allows};
 use crate::routes::{require, small_form, visible_item};
@@ -24,14 +23,9 @@ use crate::server::{AppError, Request, Response};
 use crate::state::State;
 use crate::store::Item;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderValue, Method, header};
 use http_body_util::{BodyExt, StreamBody};
-use std::io::{self, Write};
-use tokio::sync::mpsc;
-
-/// Output chunks handed to the body; a few in flight keep the socket busy.
-const CHUNK: usize = 256 << 10;
+use std::io;
 
 /// ZIPs being made at once. Each holds a thread of its own for as long as its client takes to
 /// read it (a thread outside tokio's blocking pool, so slow ZIP readers can never starve the
@@ -81,23 +75,8 @@ pub async fn respond(
         )));
     };
     let entries = entries(&items);
-    let (pieces_tx, pieces_rx) = mpsc::channel(4);
-    let (out_tx, out_rx) = mpsc::channel(4);
-    let writer = {
-        let entries = entries.clone();
-        std::thread::Builder::new()
-            .name("sfx-zip".into())
-            .spawn(move || {
-                let _permit = permit;
-                write_zip(&entries, pieces_rx, out_tx);
-            })
-    };
-    if let Err(e) = writer {
-        return Err(AppError::Internal(format!(
-            "cannot start a ZIP thread: {e}"
-        )));
-    }
-    tokio::spawn(feed(state.blobs.clone(), entries, pieces_tx));
+    let out_rx = pipeline::start(state.blobs.clone(), entries, permit)
+        .map_err(|e| AppError::Internal(format!("cannot start a ZIP thread: {e}")))?;
     let count = items.len();
     for (item, sig) in items.iter().zip(overridden) {
         record_download(state, item);
@@ -190,7 +169,7 @@ pub fn entries(items: &[Item]) -> std::sync::Arc<[Entry]> {
     out.into()
 }
 
-const MANIFEST: &str = "SHA256SUMS";
+pub(super) const MANIFEST: &str = "SHA256SUMS";
 
 /// `sha256sum -c` input. Member names come from [`sanitize_filename`]: no newline, control
 /// character or backslash, so none needs coreutils' escaping.
@@ -199,166 +178,6 @@ pub fn manifest(entries: &[Entry]) -> String {
         .iter()
         .map(|e| format!("{}  {}\n", e.sha256, e.path))
         .collect()
-}
-
-enum Piece {
-    /// The next entry begins (its index).
-    Entry(usize),
-    Data(Bytes),
-    /// Every entry was sent whole.
-    End,
-}
-
-/// Reads each item's blob in order; stops at the first failure (after saying so) or when the
-/// writer is gone (the client left).
-async fn feed(
-    blobs: Blobs,
-    entries: std::sync::Arc<[Entry]>,
-    tx: mpsc::Sender<Result<Piece, String>>,
-) {
-    for (i, e) in entries.iter().enumerate() {
-        if tx.send(Ok(Piece::Entry(i))).await.is_err() {
-            return;
-        }
-        let mut stream = match blobs.read_range(&e.item, 0, e.size).await {
-            Ok(s) => s,
-            Err(err) => {
-                let _ = tx.send(Err(format!("item {}: {err}", e.item))).await;
-                return;
-            }
-        };
-        let mut sent = 0u64;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(b) => {
-                    sent += b.len() as u64;
-                    if tx.send(Ok(Piece::Data(b))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(err) => {
-                    let _ = tx.send(Err(format!("item {}: {err}", e.item))).await;
-                    return;
-                }
-            }
-        }
-        if sent != e.size {
-            let why = format!("item {}: {sent} bytes stored, {} recorded", e.item, e.size);
-            let _ = tx.send(Err(why)).await;
-            return;
-        }
-    }
-    let _ = tx.send(Ok(Piece::End)).await;
-}
-
-/// The blocking side: the pieces in, the archive out. Any failure ends the body with an error.
-fn write_zip(
-    entries: &[Entry],
-    mut pieces: mpsc::Receiver<Result<Piece, String>>,
-    out: mpsc::Sender<io::Result<Bytes>>,
-) {
-    let failed = out.clone();
-    if let Err(e) = build(entries, &mut pieces, Chunks::new(out)) {
-        tracing::warn!(error = %e, "a ZIP download was cut off");
-        let _ = failed.blocking_send(Err(io::Error::other(e)));
-    }
-}
-
-fn build(
-    entries: &[Entry],
-    pieces: &mut mpsc::Receiver<Result<Piece, String>>,
-    out: Chunks,
-) -> Result<(), String> {
-    let io_err = |e: io::Error| e.to_string();
-    let zip_err = |e: zip::result::ZipError| e.to_string();
-    let mut zip = zip::ZipWriter::new_stream(out);
-    loop {
-        match pieces.blocking_recv() {
-            Some(Ok(Piece::Entry(i))) => {
-                let e = entries.get(i).ok_or("entry out of range")?;
-                zip.start_file(e.path.as_str(), options(e.size, e.modified))
-                    .map_err(zip_err)?;
-            }
-            Some(Ok(Piece::Data(b))) => zip.write_all(&b).map_err(io_err)?,
-            Some(Ok(Piece::End)) => break,
-            Some(Err(e)) => return Err(e),
-            None => return Err("the reader of the items stopped".into()),
-        }
-    }
-    let sums = manifest(entries);
-    zip.start_file(MANIFEST, options(sums.len() as u64, crate::now()))
-        .map_err(zip_err)?;
-    zip.write_all(sums.as_bytes()).map_err(io_err)?;
-    let mut out = zip.finish().map_err(zip_err)?.into_inner();
-    out.flush().map_err(io_err)
-}
-
-fn options(size: u64, modified: i64) -> zip::write::SimpleFileOptions {
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .unix_permissions(0o644)
-        // ZIP64 fields only where a size needs them: older unzippers read the rest.
-        .large_file(size >= zip::ZIP64_BYTES_THR);
-    match dos_time(modified) {
-        Some(t) => opts.last_modified_time(t),
-        None => opts,
-    }
-}
-
-/// ZIP keeps local time without a zone; we write UTC, as the pages show it.
-fn dos_time(unix: i64) -> Option<zip::DateTime> {
-    let t = jiff::Timestamp::from_second(unix).ok()?;
-    let dt = jiff::tz::Offset::UTC.to_datetime(t);
-    zip::DateTime::from_date_and_time(
-        u16::try_from(dt.year()).ok()?,
-        u8::try_from(dt.month()).ok()?,
-        u8::try_from(dt.day()).ok()?,
-        u8::try_from(dt.hour()).ok()?,
-        u8::try_from(dt.minute()).ok()?,
-        u8::try_from(dt.second()).ok()?,
-    )
-    .ok()
-}
-
-/// Collects the writer's small writes into chunks for the body.
-struct Chunks {
-    buf: Vec<u8>,
-    out: mpsc::Sender<io::Result<Bytes>>,
-}
-
-impl Chunks {
-    fn new(out: mpsc::Sender<io::Result<Bytes>>) -> Chunks {
-        Chunks {
-            buf: Vec::with_capacity(CHUNK),
-            out,
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.out
-            .blocking_send(Ok(chunk.into()))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for Chunks {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
 }
 
 #[cfg(test)]
@@ -425,12 +244,5 @@ mod tests {
         let ab = "ab".repeat(32);
         // A path in a filename is cut to its last part, as at upload.
         assert_eq!(manifest(&e), format!("{ab}  a b.tgz\n{ab}  d\n"));
-    }
-
-    #[test]
-    fn dos_times() {
-        assert!(dos_time(1_796_083_200).is_some());
-        // Before 1980 cannot be written: the entry gets the writer's default.
-        assert!(dos_time(0).is_none());
     }
 }
