@@ -6,7 +6,7 @@
 
 mod audit;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod ledger;
 mod links;
 mod outbox;

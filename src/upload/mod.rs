@@ -18,5 +18,5 @@ pub use engine::{
     UploadError, UploadMeta,
 };
 pub use limits::{Account, Limit, Limits, QuotaLimits};
-pub use receive::{ReceiveError, receive_chunk};
+pub use receive::{ReceiveError, nothing_to_flush, receive_chunk};
 pub use resumable::Resumable;

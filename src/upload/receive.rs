@@ -31,6 +31,11 @@ pub enum ReceiveError<E> {
 /// every 64 KiB read: 9,400 `pwritev`s and 38,000 futex calls per GiB.
 const HOLD_FOR: Duration = Duration::from_millis(20);
 
+/// The `waiting` of [`receive_chunk`] for a caller with nothing gathered to hand on.
+pub fn nothing_to_flush() -> std::future::Ready<Result<(), BlobError>> {
+    std::future::ready(Ok(()))
+}
+
 /// Awaits `next` (the source's next chunk) for at most `idle`, adds its length to `*received`
 /// and fails if that passes `limit`. When the chunk is not there within [`HOLD_FOR`], `waiting`
 /// runs first: the writer hands on what it gathered (`BlobSink::flush`), so nothing of this

@@ -5,7 +5,7 @@ use crate::auth::{Permission, Principal, Source};
 use crate::blobs::{BlobSink, Written};
 use crate::server::{AppError, Request};
 use crate::state::{Blob, State};
-use crate::upload::{ReceiveError, Staged, Ticket, receive_chunk};
+use crate::upload::{ReceiveError, Staged, Ticket, nothing_to_flush, receive_chunk};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http_body_util::BodyDataStream;
@@ -138,8 +138,8 @@ async fn read_to_end(r: &Reader<'_>, mut body: SharedBody) -> Result<(), AppErro
     let mut received = 0;
     loop {
         let next = async { body.next().await.transpose() };
-        let ready = std::future::ready(Ok(()));
-        match receive_chunk(next, ready, r.idle, &mut received, MAX_EPILOGUE, r.ticket).await {
+        let flush = nothing_to_flush();
+        match receive_chunk(next, flush, r.idle, &mut received, MAX_EPILOGUE, r.ticket).await {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(()),
             Err(ReceiveError::TooLarge(_)) => {
@@ -195,10 +195,9 @@ async fn small_field(
     let name = field.name().unwrap_or("").to_string();
     let mut buf = Vec::new();
     let mut received = 0;
-    let ready = || std::future::ready(Ok(()));
     while let Some(chunk) = receive_chunk(
         field.chunk(),
-        ready(),
+        nothing_to_flush(),
         r.idle,
         &mut received,
         limit,

@@ -183,31 +183,9 @@ pub fn manifest(entries: &[Entry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ItemState, Uploader};
-
+    /// The store suite's item, at 2026-12-01.
     fn item(name: &str, filename: &str) -> Item {
-        Item {
-            name: ItemName::parse(name).unwrap(),
-            filename: filename.into(),
-            content_type: "application/gzip".into(),
-            size: 1,
-            sha256: "ab".repeat(32),
-            state: ItemState::Complete,
-            created_at: 1_796_083_200,
-            completed_at: Some(1_796_083_200),
-            expires_at: None,
-            downloaded_at: None,
-            locked: false,
-            uploader: Uploader {
-                label: "customers".into(),
-                client_ip: "127.0.0.1".into(),
-                user_agent: "curl".into(),
-                link: None,
-            },
-            reference: None,
-            comment: None,
-            scan: None,
-        }
+        crate::store::conformance::item(name, 1_796_083_200, filename, None)
     }
 
     #[test]
